@@ -137,6 +137,11 @@ pub struct Socket {
     write_side: WriteSide,
     paused: bool,
     reset_on_close: bool,
+    /// The peer ended without `allow_half_open`: end our side once the handler has
+    /// seen `End` (so it can still write a last reply).
+    auto_end: bool,
+    /// `End` has been handed out by `poll_event`.
+    end_seen: bool,
     /// Buffered bytes are `buf[head..]`.
     buf: Vec<u8>,
     head: usize,
@@ -158,6 +163,8 @@ impl Socket {
             write_side: WriteSide::Open,
             paused: false,
             reset_on_close: false,
+            auto_end: false,
+            end_seen: false,
             buf: Vec::new(),
             head: 0,
             drain_armed: false,
@@ -222,8 +229,9 @@ impl Socket {
     }
 
     /// The peer shut its sending side. Queues [`Event::End`]; without
-    /// `allow_half_open` the socket then ends its own side (flush, FIN, close).
-    pub fn handle_eof(&mut self, now: Instant) {
+    /// `allow_half_open` the socket then ends its own side (flush, FIN, close) as
+    /// soon as `End` has been handed out, so the handler may still write a reply.
+    pub fn handle_eof(&mut self, _now: Instant) {
         if self.phase != Phase::Open || !self.read_open {
             return;
         }
@@ -232,7 +240,7 @@ impl Socket {
         if self.write_side == WriteSide::Shut {
             self.finish(None);
         } else if !self.config.allow_half_open {
-            let _ = self.end(now);
+            self.auto_end = true;
         }
     }
 
@@ -259,10 +267,15 @@ impl Socket {
         if self.head < self.buf.len() {
             return Transmit::Bytes(&self.buf[self.head..]);
         }
-        if self.write_side == WriteSide::Ending {
+        if self.shutdown_due() {
             return Transmit::Shutdown;
         }
         Transmit::Idle
+    }
+
+    fn shutdown_due(&self) -> bool {
+        self.write_side == WriteSide::Ending
+            || (self.write_side == WriteSide::Open && self.auto_end && self.end_seen)
     }
 
     /// The kernel took `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered.
@@ -291,7 +304,7 @@ impl Socket {
     /// The driver shut the sending side after [`Transmit::Shutdown`]. Closes the
     /// socket if the peer has already ended.
     pub fn handle_shutdown(&mut self, _now: Instant) {
-        if self.phase == Phase::Open && self.write_side == WriteSide::Ending {
+        if self.phase == Phase::Open && self.shutdown_due() {
             self.write_side = WriteSide::Shut;
             if !self.read_open {
                 self.finish(None);
@@ -330,6 +343,9 @@ impl Socket {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front();
+        if ev == Some(Event::End) {
+            self.end_seen = true;
+        }
         if ev.is_some() && self.events.is_empty() {
             // Events are rare (data is not queued): hold no queue memory while idle.
             self.events = VecDeque::new();
@@ -427,6 +443,12 @@ impl Socket {
         self.poll_transmit() != Transmit::Idle
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has something to return.
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Bytes accepted by `write` and not yet taken by the kernel.
     #[must_use]
     pub fn buffered(&self) -> usize {
@@ -445,10 +467,10 @@ impl Socket {
         self.phase == Phase::Open
     }
 
-    /// Whether `end()` was called (or implied by the peer's EOF).
+    /// Whether `end()` was called (or implied by the peer's EOF, once `End` was seen).
     #[must_use]
     pub fn is_ending(&self) -> bool {
-        self.write_side != WriteSide::Open
+        self.write_side != WriteSide::Open || self.shutdown_due()
     }
 
     /// Whether the peer has sent EOF.

@@ -62,7 +62,11 @@ fn connected_then_open() {
     let now = t0();
     let mut s = Socket::connecting(now, Config::default());
     assert_eq!(s.write(now, b"early").unwrap(), 5);
-    assert_eq!(s.poll_transmit(), Transmit::Idle, "nothing goes out before connect");
+    assert_eq!(
+        s.poll_transmit(),
+        Transmit::Idle,
+        "nothing goes out before connect"
+    );
     s.handle_connected(now);
     assert_eq!(events(&mut s), vec![Event::Open]);
     assert_eq!(s.poll_transmit(), Transmit::Bytes(b"early"));
@@ -137,9 +141,27 @@ fn peer_eof_auto_ends_without_half_open() {
     s.write(now, b"owed").unwrap();
     s.handle_eof(now);
     assert_eq!(events(&mut s), vec![Event::End]);
-    assert_eq!(s.poll_transmit(), Transmit::Bytes(b"owed"), "owed bytes still go out");
+    assert_eq!(
+        s.poll_transmit(),
+        Transmit::Bytes(b"owed"),
+        "owed bytes still go out"
+    );
     let mut wire = vec![];
     flush_all(&mut s, now, &mut wire);
+    assert_eq!(events(&mut s), vec![Event::Close(None)]);
+}
+
+#[test]
+fn end_handler_may_still_reply() {
+    let now = t0();
+    let mut s = Socket::accepted(now, Config::default());
+    events(&mut s);
+    s.handle_eof(now);
+    assert_eq!(events(&mut s), vec![Event::End]);
+    assert_eq!(s.write(now, b"last words").unwrap(), 10);
+    let mut wire = vec![];
+    flush_all(&mut s, now, &mut wire);
+    assert_eq!(wire, b"last words");
     assert_eq!(events(&mut s), vec![Event::Close(None)]);
 }
 

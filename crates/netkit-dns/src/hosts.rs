@@ -1,0 +1,130 @@
+//! `/etc/hosts` parsing and lookup.
+//!
+//! Format (hosts(5)): one entry per line, an IP address then one or more names,
+//! separated by blanks; `#` starts a comment. Lines that do not start with a valid
+//! address are skipped, as glibc does. Names match case-insensitively, and one
+//! trailing dot on the query is ignored. Addresses keep file order.
+
+use std::net::IpAddr;
+
+/// Most bytes of a name kept from the file; longer names are skipped (DNS caps names at 253).
+const MAX_NAME: usize = 253;
+
+/// A parsed hosts file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hosts {
+    entries: Vec<(String, IpAddr)>,
+}
+
+impl Hosts {
+    /// Parses the text of a hosts file. Never fails: malformed lines are skipped.
+    pub fn parse(text: &str) -> Self {
+        let mut entries = Vec::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or("");
+            let mut fields = line.split_ascii_whitespace();
+            let Some(addr) = fields.next() else { continue };
+            // A scoped IPv6 address (`fe80::1%eth0`) is kept without its scope.
+            let addr = addr.split('%').next().unwrap_or(addr);
+            let Ok(ip) = addr.parse::<IpAddr>() else {
+                continue;
+            };
+            for name in fields {
+                let name = name.strip_suffix('.').unwrap_or(name);
+                if !name.is_empty() && name.len() <= MAX_NAME {
+                    entries.push((name.to_ascii_lowercase(), ip));
+                }
+            }
+        }
+        Self { entries }
+    }
+
+    /// The addresses listed for `name`, in file order, without duplicates.
+    pub fn lookup<'a>(&'a self, name: &str) -> impl Iterator<Item = IpAddr> + 'a {
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        let mut seen: Vec<IpAddr> = Vec::new();
+        self.entries
+            .iter()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, ip)| *ip)
+            .filter(move |ip| {
+                if seen.contains(ip) {
+                    false
+                } else {
+                    seen.push(*ip);
+                    true
+                }
+            })
+    }
+
+    /// The first name listed for `ip` (for reverse lookups).
+    pub fn reverse(&self, ip: IpAddr) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, a)| *a == ip)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Number of (name, address) pairs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the file listed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(text: &str, name: &str, expected: &[&str]) {
+        let got: Vec<String> = Hosts::parse(text)
+            .lookup(name)
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(got, expected, "lookup {name:?} in {text:?}");
+    }
+
+    #[test]
+    fn lookups() {
+        let etc = "# comment\n127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n\
+                   10.0.0.1 a.test b.test # trailing\nnot-an-ip c.test\n\n   \n\
+                   fe80::1%eth0 scoped\n127.0.0.1 localhost\n";
+        check(etc, "localhost", &["127.0.0.1", "::1"]);
+        check(etc, "LocalHost.", &["127.0.0.1", "::1"]);
+        check(etc, "b.test", &["10.0.0.1"]);
+        check(etc, "c.test", &[]);
+        check(etc, "scoped", &["fe80::1"]);
+        check(etc, "trailing", &[]);
+        check("", "localhost", &[]);
+        assert_eq!(
+            Hosts::parse(etc).reverse("10.0.0.1".parse().unwrap()),
+            Some("a.test")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*", name in "\\PC*") {
+            let h = Hosts::parse(&text);
+            let _ = h.lookup(&name).count();
+        }
+
+        #[test]
+        fn finds_every_listed_name(
+            names in proptest::collection::vec("[a-z][a-z0-9.-]{0,20}", 1..10),
+            octet in 0u8..=255,
+        ) {
+            let text: String = names.iter().map(|n| format!("10.0.0.{octet} {n}\n")).collect();
+            let h = Hosts::parse(&text);
+            for n in &names {
+                let ip: IpAddr = format!("10.0.0.{octet}").parse().unwrap();
+                prop_assert_eq!(h.lookup(n).collect::<Vec<_>>(), vec![ip]);
+            }
+        }
+    }
+}

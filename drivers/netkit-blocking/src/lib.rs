@@ -1,0 +1,163 @@
+//! netkit's blocking driver: an event loop with Bun's socket handler model.
+//!
+//! One [`EventLoop`] per thread owns its sockets and runs the
+//! [`netkit_socket::Socket`] state machine for each of them. A server is a
+//! [`Handler`] implemented once (not per socket), as with `Bun.listen`; every socket
+//! carries user data of the handler's [`Handler::Data`] type (Bun's `socket.data`).
+//! The loop is built on `polling` (level-triggered epoll/kqueue), `socket2` and
+//! `std::net`; it reads into one buffer shared by all its sockets, so an idle
+//! connection holds no read buffer.
+//!
+//! The driver makes no protocol decision: backpressure, `drain`, half-close and the
+//! idle timer are all `netkit-socket`'s.
+//!
+//! # Examples
+//!
+//! An echo server and a client on one loop:
+//!
+//! ```
+//! use netkit_blocking::{ConnectOptions, EventLoop, Handler, ListenOptions, Socket};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     type Data = ();
+//!     fn data(&mut self, s: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         let _ = s.write(bytes);
+//!     }
+//! }
+//!
+//! struct Client { got: Vec<u8> }
+//! impl Handler for Client {
+//!     type Data = ();
+//!     fn open(&mut self, s: &mut Socket<'_, ()>) {
+//!         let _ = s.write(b"hello");
+//!     }
+//!     fn data(&mut self, s: &mut Socket<'_, ()>, bytes: &[u8]) {
+//!         self.got.extend_from_slice(bytes);
+//!         if self.got == b"hello" { s.close(); }
+//!     }
+//! }
+//!
+//! let mut lp = EventLoop::new()?;
+//! let server = lp.listen(ListenOptions::new("127.0.0.1", 0), Echo)?;
+//! let port = lp.local_addr(server).unwrap().port();
+//! lp.connect(ConnectOptions::new("127.0.0.1", port), Client { got: vec![] }, ())?;
+//! lp.unref(server); // run() returns once the client is done
+//! lp.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod event_loop;
+pub mod multi;
+pub mod resolve;
+mod socket;
+mod sys;
+
+pub use event_loop::{ClientGroup, EventLoop, LoopHandle, Server};
+pub use netkit_socket::{Config as SocketConfig, Error};
+pub use socket::Socket;
+
+use std::time::Duration;
+
+/// Options for [`EventLoop::listen`] (Bun's `Bun.listen` options).
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// Address or host name to bind (`127.0.0.1`, `::`, `localhost`...).
+    pub hostname: String,
+    /// Port; 0 picks a free one (see [`EventLoop::local_addr`]).
+    pub port: u16,
+    /// Set `SO_REUSEPORT`, so several loops can each own a listener on one port.
+    pub reuse_port: bool,
+    /// The listen backlog.
+    pub backlog: i32,
+    /// Per-connection limits (write high-water mark, half-open...).
+    pub socket: SocketConfig,
+    /// Disable Nagle's algorithm on accepted sockets (on by default).
+    pub no_delay: bool,
+}
+
+impl ListenOptions {
+    /// Listen on `hostname:port` with the defaults.
+    pub fn new(hostname: impl Into<String>, port: u16) -> Self {
+        Self {
+            hostname: hostname.into(),
+            port,
+            reuse_port: false,
+            backlog: 1024,
+            socket: SocketConfig::default(),
+            no_delay: true,
+        }
+    }
+}
+
+/// Options for [`EventLoop::connect`] (Bun's `Bun.connect` options).
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Address or host name to connect to; IPv6 with or without brackets.
+    pub hostname: String,
+    /// Port.
+    pub port: u16,
+    /// Per-connection limits.
+    pub socket: SocketConfig,
+    /// Disable Nagle's algorithm (on by default).
+    pub no_delay: bool,
+    /// Idle timeout armed from the start (also covers the connect itself).
+    pub timeout: Option<Duration>,
+}
+
+impl ConnectOptions {
+    /// Connect to `hostname:port` with the defaults.
+    pub fn new(hostname: impl Into<String>, port: u16) -> Self {
+        Self {
+            hostname: hostname.into(),
+            port,
+            socket: SocketConfig::default(),
+            no_delay: true,
+            timeout: None,
+        }
+    }
+}
+
+/// A set of socket handlers, implemented once per server or client group
+/// (Bun's `socket: { open, data, drain, close, end, error, timeout, connectError }`).
+///
+/// Every method but `data` has an empty default. Writes made inside a handler are
+/// buffered and flushed when the handler returns, so many small writes in one
+/// callback cost one syscall.
+pub trait Handler: 'static {
+    /// Each socket's user data (Bun's `socket.data`).
+    type Data: 'static;
+
+    /// The connection is established.
+    fn open(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        let _ = socket;
+    }
+    /// Bytes arrived. The slice is the loop's shared buffer: copy what you keep.
+    fn data(&mut self, socket: &mut Socket<'_, Self::Data>, bytes: &[u8]);
+    /// A write that was short has since drained below the low-water mark.
+    fn drain(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        let _ = socket;
+    }
+    /// The peer ended its sending side. Unless the socket allows half-open, the
+    /// socket ends its own side after this returns.
+    fn end(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        let _ = socket;
+    }
+    /// The socket closed, with the error that closed it if any. Always the last call.
+    fn close(&mut self, socket: &mut Socket<'_, Self::Data>, error: Option<&Error>) {
+        let _ = (socket, error);
+    }
+    /// An I/O error; `close` follows.
+    fn error(&mut self, socket: &mut Socket<'_, Self::Data>, error: &Error) {
+        let _ = (socket, error);
+    }
+    /// The idle timer expired; the socket stays open unless the handler closes it.
+    fn timeout(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        let _ = socket;
+    }
+    /// A client's connect failed (all addresses tried). Nothing else is called for
+    /// this socket.
+    fn connect_error(&mut self, socket: &mut Socket<'_, Self::Data>, error: &Error) {
+        let _ = (socket, error);
+    }
+}

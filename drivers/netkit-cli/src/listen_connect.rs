@@ -1,0 +1,247 @@
+//! `netkit listen` and `netkit connect` on the blocking driver.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+use clap::Args;
+use netkit_blocking::{
+    ConnectOptions, Error, EventLoop, Handler, ListenOptions, Socket, SocketConfig,
+};
+
+use crate::Failure;
+
+/// Most memory a connection that stops reading may hold (shared/CLI.md: 1 MiB).
+const PER_CONN_LIMIT: usize = 1024 * 1024;
+/// The loop's read chunk, which an echo may have to hold beside the write buffer.
+const READ_CHUNK: usize = 64 * 1024;
+const ECHO_PREFIX: &[u8] = b"Echo: ";
+
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    /// Address to bind (`0.0.0.0` or `::` to serve other hosts).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long)]
+    port: u16,
+    /// Answer every chunk received with `Echo: ` and the chunk.
+    #[arg(long)]
+    echo: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// Host name or address (IPv6 with or without brackets).
+    host: String,
+    /// Port.
+    port: u16,
+}
+
+/// The per-connection limits that keep a non-reading client under 1 MiB of
+/// server memory: the write buffer plus at most one read chunk held back.
+fn bounded_config() -> SocketConfig {
+    SocketConfig {
+        high_water: PER_CONN_LIMIT - READ_CHUNK - ECHO_PREFIX.len(),
+        low_water: 256 * 1024,
+        ..SocketConfig::default()
+    }
+}
+
+/// The listen handler: echo with backpressure, or print to stdout.
+struct ListenHandler {
+    echo: bool,
+}
+
+/// Bytes an echo could not hand to the socket yet; reading pauses while any are held.
+#[derive(Default)]
+struct Pending(Vec<u8>);
+
+/// Writes `parts` in order, keeping whatever the socket refuses in `pending`, and
+/// pauses reading while anything is pending.
+fn write_or_hold(s: &mut Socket<'_, Pending>, parts: &[&[u8]]) {
+    for part in parts {
+        if !s.data().0.is_empty() {
+            s.data_mut().0.extend_from_slice(part);
+            continue;
+        }
+        match s.write(part) {
+            Ok(n) if n < part.len() => s.data_mut().0.extend_from_slice(&part[n..]),
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    if !s.data().0.is_empty() {
+        s.pause();
+    }
+}
+
+impl Handler for ListenHandler {
+    type Data = Pending;
+
+    fn data(&mut self, s: &mut Socket<'_, Pending>, bytes: &[u8]) {
+        if self.echo {
+            write_or_hold(s, &[ECHO_PREFIX, bytes]);
+        } else {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        }
+    }
+
+    fn drain(&mut self, s: &mut Socket<'_, Pending>) {
+        let held = std::mem::take(&mut s.data_mut().0);
+        if let Ok(n) = s.write(&held) {
+            s.data_mut().0.extend_from_slice(&held[n..]);
+        }
+        if s.data().0.is_empty() {
+            s.resume();
+        }
+    }
+}
+
+pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
+    let mut lp = EventLoop::new()?;
+    let mut opts = ListenOptions::new(args.host, args.port);
+    opts.socket = bounded_config();
+    let server = lp.listen(opts, ListenHandler { echo: args.echo })?;
+    let addr = lp
+        .local_addr(server)
+        .ok_or_else(|| Failure("listen: no local address".into()))?;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+    }
+    let handle = lp.handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            handle.stop_all(true);
+        }
+    });
+    lp.run()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Outcome of a `connect`, shared between the handler and `connect()`.
+#[derive(Default)]
+struct Outcome {
+    error: Option<Error>,
+}
+
+struct ConnectHandler {
+    outcome: Rc<RefCell<Outcome>>,
+    /// Stdin bytes the socket has not accepted yet.
+    pending: Vec<u8>,
+    /// Acknowledges a stdin chunk once the socket accepted all of it.
+    ack: Option<mpsc::Sender<()>>,
+    end_when_flushed: bool,
+}
+
+impl ConnectHandler {
+    fn send(&mut self, s: &mut Socket<'_, ()>, chunk: &[u8], ack: mpsc::Sender<()>) {
+        match s.write(chunk) {
+            Ok(n) if n < chunk.len() => {
+                self.pending.extend_from_slice(&chunk[n..]);
+                self.ack = Some(ack);
+            }
+            _ => {
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    fn finish_input(&mut self, s: &mut Socket<'_, ()>) {
+        if self.pending.is_empty() {
+            s.end();
+        } else {
+            self.end_when_flushed = true;
+        }
+    }
+}
+
+impl Handler for ConnectHandler {
+    type Data = ();
+
+    fn data(&mut self, s: &mut Socket<'_, ()>, bytes: &[u8]) {
+        let mut out = io::stdout().lock();
+        if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+            s.close();
+        }
+    }
+
+    fn drain(&mut self, s: &mut Socket<'_, ()>) {
+        let held = std::mem::take(&mut self.pending);
+        if let Ok(n) = s.write(&held) {
+            self.pending.extend_from_slice(&held[n..]);
+        }
+        if self.pending.is_empty() {
+            if let Some(ack) = self.ack.take() {
+                let _ = ack.send(());
+            }
+            if self.end_when_flushed {
+                s.end();
+            }
+        }
+    }
+
+    fn error(&mut self, _s: &mut Socket<'_, ()>, error: &Error) {
+        self.outcome.borrow_mut().error = Some(error.clone());
+    }
+
+    fn connect_error(&mut self, _s: &mut Socket<'_, ()>, error: &Error) {
+        self.outcome.borrow_mut().error = Some(error.clone());
+    }
+}
+
+pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
+    let mut lp = EventLoop::new()?;
+    let outcome = Rc::new(RefCell::new(Outcome::default()));
+    let handler = ConnectHandler {
+        outcome: outcome.clone(),
+        pending: Vec::new(),
+        ack: None,
+        end_when_flushed: false,
+    };
+    let group = lp.connect(ConnectOptions::new(args.host, args.port), handler, ())?;
+    let handle = lp.handle();
+    // Stdin is not pollable in general (a file, a tty): a thread reads it and hands
+    // each chunk to the loop, waiting until the socket accepted it (backpressure).
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => 0,
+            };
+            if n == 0 {
+                handle.post(move |lp| {
+                    lp.with_client::<ConnectHandler, _>(group, |h, s| h.finish_input(s));
+                });
+                return;
+            }
+            let chunk = buf[..n].to_vec();
+            let (tx, rx) = mpsc::channel();
+            handle.post(move |lp| {
+                lp.with_client::<ConnectHandler, _>(group, |h, s| h.send(s, &chunk, tx));
+            });
+            if rx.recv().is_err() {
+                return; // the connection is gone
+            }
+        }
+    });
+    lp.run()?;
+    let _ = io::stdout().flush();
+    match outcome.borrow_mut().error.take() {
+        Some(e) => Err(Failure(e.to_string())),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
