@@ -316,12 +316,20 @@ impl Socket {
     /// passed. The timer then stays disarmed until activity or
     /// [`set_timeout`](Self::set_timeout) re-arms it. Idempotent: a spurious or
     /// early call is a no-op.
+    ///
+    /// While connecting, an expired timer is a connect failure (`ETIMEDOUT`).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Closed {
             return;
         }
         if let Some(deadline) = self.deadline {
-            if now >= deadline {
+            if now >= deadline && self.phase == Phase::Connecting {
+                self.handle_connect_error(Error::Os {
+                    code: "ETIMEDOUT",
+                    errno: Some(libc::ETIMEDOUT),
+                    message: "connect timed out".into(),
+                });
+            } else if now >= deadline {
                 self.deadline = None;
                 self.events.push_back(Event::Timeout);
             }

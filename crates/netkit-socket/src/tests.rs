@@ -232,6 +232,16 @@ fn timeout_fires_once_per_expiry_and_rearms_on_activity() {
 }
 
 #[test]
+fn timeout_while_connecting_is_a_connect_error() {
+    let now = t0();
+    let mut s = Socket::connecting(now, Config::default());
+    s.set_timeout(now, Some(Duration::from_secs(1)));
+    s.handle_timeout(now + Duration::from_secs(1));
+    let evs = events(&mut s);
+    assert!(matches!(&evs[..], [Event::ConnectError(e)] if e.code() == "ETIMEDOUT"));
+}
+
+#[test]
 fn pause_stops_reading() {
     let now = t0();
     let mut s = Socket::accepted(now, Config::default());

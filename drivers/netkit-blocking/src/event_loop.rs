@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use std::{fmt, mem};
 
 use netkit_socket::{Event, Socket as Machine, Transmit};
+use netkit_sys::{bind_listener, start_connect};
 use polling::{Event as PollEvent, Events, Poller};
 use slab::Slab;
-use socket2::{Domain, Protocol, SockAddr, Socket as RawSocket, Type};
+use socket2::{Domain, Socket as RawSocket, Type};
 
-use crate::resolve::resolve;
 use crate::socket::Socket;
 use crate::{ConnectOptions, Error, Handler, ListenOptions, SocketConfig, sys};
+use netkit_sys::resolve::resolve;
 
 /// Size of the loop's shared read buffer.
 const READ_BUF: usize = 64 * 1024;
@@ -660,49 +661,9 @@ fn unreachable_addr(port: u16) -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], port))
 }
 
-fn bind_listener(opts: &ListenOptions) -> Result<RawSocket, Error> {
-    let addrs = resolve(&opts.hostname, opts.port)?;
-    let addr = addrs[0];
-    let ctx = || format!("listen {}", fmt_addr(addr));
-    let sock = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    sock.set_reuse_address(true)
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    if opts.reuse_port {
-        sock.set_reuse_port(true)
-            .map_err(|e| Error::from_io(&e, ctx()))?;
-    }
-    sock.bind(&addr.into())
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    sock.listen(opts.backlog)
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    Ok(sock)
-}
-
 /// `127.0.0.1:80` or `[::1]:80`.
 pub(crate) fn fmt_addr(addr: SocketAddr) -> String {
     addr.to_string()
-}
-
-fn start_connect(addr: SocketAddr) -> Result<RawSocket, Error> {
-    let ctx = || format!("connect {}", fmt_addr(addr));
-    let sock = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| Error::from_io(&e, ctx()))?;
-    match sock.connect(&SockAddr::from(addr)) {
-        Ok(()) => Ok(sock),
-        Err(e) if e.raw_os_error() == Some(libc_einprogress()) => Ok(sock),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(sock),
-        Err(e) => Err(Error::from_io(&e, ctx())),
-    }
-}
-
-fn libc_einprogress() -> i32 {
-    // EINPROGRESS is 115 on Linux, 36 on the BSDs and macOS.
-    if cfg!(target_os = "linux") { 115 } else { 36 }
 }
 
 impl<H: Handler> GroupImpl<H> {

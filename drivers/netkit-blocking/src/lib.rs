@@ -49,74 +49,12 @@
 
 mod event_loop;
 pub mod multi;
-pub mod resolve;
 mod socket;
 mod sys;
 
 pub use event_loop::{ClientGroup, EventLoop, LoopHandle, Server};
-pub use netkit_socket::{Config as SocketConfig, Error};
+pub use netkit_sys::{ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
 pub use socket::Socket;
-
-use std::time::Duration;
-
-/// Options for [`EventLoop::listen`] (Bun's `Bun.listen` options).
-#[derive(Debug, Clone)]
-pub struct ListenOptions {
-    /// Address or host name to bind (`127.0.0.1`, `::`, `localhost`...).
-    pub hostname: String,
-    /// Port; 0 picks a free one (see [`EventLoop::local_addr`]).
-    pub port: u16,
-    /// Set `SO_REUSEPORT`, so several loops can each own a listener on one port.
-    pub reuse_port: bool,
-    /// The listen backlog.
-    pub backlog: i32,
-    /// Per-connection limits (write high-water mark, half-open...).
-    pub socket: SocketConfig,
-    /// Disable Nagle's algorithm on accepted sockets (on by default).
-    pub no_delay: bool,
-}
-
-impl ListenOptions {
-    /// Listen on `hostname:port` with the defaults.
-    pub fn new(hostname: impl Into<String>, port: u16) -> Self {
-        Self {
-            hostname: hostname.into(),
-            port,
-            reuse_port: false,
-            backlog: 1024,
-            socket: SocketConfig::default(),
-            no_delay: true,
-        }
-    }
-}
-
-/// Options for [`EventLoop::connect`] (Bun's `Bun.connect` options).
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Address or host name to connect to; IPv6 with or without brackets.
-    pub hostname: String,
-    /// Port.
-    pub port: u16,
-    /// Per-connection limits.
-    pub socket: SocketConfig,
-    /// Disable Nagle's algorithm (on by default).
-    pub no_delay: bool,
-    /// Idle timeout armed from the start (also covers the connect itself).
-    pub timeout: Option<Duration>,
-}
-
-impl ConnectOptions {
-    /// Connect to `hostname:port` with the defaults.
-    pub fn new(hostname: impl Into<String>, port: u16) -> Self {
-        Self {
-            hostname: hostname.into(),
-            port,
-            socket: SocketConfig::default(),
-            no_delay: true,
-            timeout: None,
-        }
-    }
-}
 
 /// A set of socket handlers, implemented once per server or client group
 /// (Bun's `socket: { open, data, drain, close, end, error, timeout, connectError }`).
