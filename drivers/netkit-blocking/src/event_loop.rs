@@ -469,10 +469,16 @@ impl EventLoop {
 
     /// Runs until no referenced server or client group is left.
     pub fn run(&mut self) -> io::Result<()> {
-        while self.is_alive() {
+        loop {
+            // Work that needs no waiting (failed connects, posted commands) may be
+            // all that is left: do it before deciding to block.
+            self.run_commands();
+            self.run_soon();
+            if !self.is_alive() {
+                return Ok(());
+            }
             self.turn(None)?;
         }
-        Ok(())
     }
 
     /// Runs until `cond` holds or `limit` passes; returns whether `cond` held.

@@ -1,0 +1,411 @@
+//! In-process test servers on both drivers, sharing one handler logic that
+//! records every event, so the same scenario runs against either driver.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use netkit_blocking as blocking;
+use netkit_smol as nsmol;
+use netkit_socket::Error;
+
+/// How the test server behaves.
+#[derive(Debug, Clone, Default)]
+pub struct Behavior {
+    /// Idle timeout armed in `open`; on expiry the server records it and closes.
+    pub timeout: Option<Duration>,
+    /// Write high-water mark per connection (default: netkit-socket's).
+    pub high_water: Option<usize>,
+    /// On the first data, write a byte pattern until backpressure, forever (for
+    /// reset-mid-write tests).
+    pub flood: bool,
+    /// After answering a chunk, end the sending side (server-first half-close).
+    pub end_after_reply: bool,
+}
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub struct ConnState {
+    id: u64,
+    pending: Vec<u8>,
+    flooding: bool,
+}
+
+/// What every server of a test records.
+#[derive(Debug, Default)]
+pub struct Record {
+    log: Mutex<Vec<(u64, String)>>,
+    next_id: AtomicU64,
+    max_held: AtomicUsize,
+    bytes_in: AtomicU64,
+}
+
+impl Record {
+    fn push(&self, id: u64, ev: impl Into<String>) {
+        if let Ok(mut l) = self.log.lock() {
+            l.push((id, ev.into()));
+        }
+    }
+}
+
+/// The socket operations the shared logic needs, implemented by both drivers' sockets.
+trait SockOps {
+    fn write(&mut self, b: &[u8]) -> Result<usize, Error>;
+    fn pause(&mut self);
+    fn resume(&mut self);
+    fn end(&mut self);
+    fn close(&mut self);
+    fn set_timeout(&mut self, t: Option<Duration>);
+    fn buffered(&self) -> usize;
+    fn st(&mut self) -> &mut ConnState;
+}
+
+macro_rules! sock_ops {
+    ($t:ty) => {
+        impl SockOps for $t {
+            fn write(&mut self, b: &[u8]) -> Result<usize, Error> {
+                Self::write(self, b)
+            }
+            fn pause(&mut self) {
+                Self::pause(self)
+            }
+            fn resume(&mut self) {
+                Self::resume(self)
+            }
+            fn end(&mut self) {
+                Self::end(self)
+            }
+            fn close(&mut self) {
+                Self::close(self)
+            }
+            fn set_timeout(&mut self, t: Option<Duration>) {
+                Self::set_timeout(self, t)
+            }
+            fn buffered(&self) -> usize {
+                Self::buffered(self)
+            }
+            fn st(&mut self) -> &mut ConnState {
+                self.data_mut()
+            }
+        }
+    };
+}
+sock_ops!(blocking::Socket<'_, ConnState>);
+sock_ops!(nsmol::Socket<'_, ConnState>);
+
+const FLOOD: [u8; 16384] = [0xAB; 16384];
+
+/// The handler logic, shared by both drivers.
+#[derive(Debug, Clone)]
+struct Logic {
+    rec: Arc<Record>,
+    behavior: Behavior,
+    tag: &'static str,
+}
+
+impl Logic {
+    fn open(&self, s: &mut impl SockOps) {
+        let id = self.rec.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        s.st().id = id;
+        self.rec.push(id, "open");
+        if self.behavior.timeout.is_some() {
+            s.set_timeout(self.behavior.timeout);
+        }
+    }
+
+    fn flood(&self, s: &mut impl SockOps) {
+        loop {
+            match s.write(&FLOOD) {
+                Ok(n) if n == FLOOD.len() => {}
+                _ => return,
+            }
+        }
+    }
+
+    fn data(&self, s: &mut impl SockOps, bytes: &[u8]) {
+        self.rec
+            .bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if self.behavior.flood {
+            s.st().flooding = true;
+            self.flood(s);
+            return;
+        }
+        for part in [self.tag.as_bytes(), bytes] {
+            if !s.st().pending.is_empty() {
+                s.st().pending.extend_from_slice(part);
+                continue;
+            }
+            if let Ok(n) = s.write(part) {
+                if n < part.len() {
+                    s.st().pending.extend_from_slice(&part[n..]);
+                }
+            }
+        }
+        let held = s.buffered() + s.st().pending.len();
+        self.rec.max_held.fetch_max(held, Ordering::Relaxed);
+        if !s.st().pending.is_empty() {
+            s.pause();
+        }
+        if self.behavior.end_after_reply {
+            s.end();
+        }
+    }
+
+    fn drain(&self, s: &mut impl SockOps) {
+        let id = s.st().id;
+        self.rec.push(id, "drain");
+        if s.st().flooding {
+            self.flood(s);
+            return;
+        }
+        let held = std::mem::take(&mut s.st().pending);
+        if let Ok(n) = s.write(&held) {
+            s.st().pending.extend_from_slice(&held[n..]);
+        }
+        if s.st().pending.is_empty() {
+            s.resume();
+        }
+    }
+
+    fn end(&self, s: &mut impl SockOps) {
+        let id = s.st().id;
+        self.rec.push(id, "end");
+    }
+
+    fn timeout(&self, s: &mut impl SockOps) {
+        let id = s.st().id;
+        self.rec.push(id, "timeout");
+        s.close();
+    }
+
+    fn error(&self, s: &mut impl SockOps, e: &Error) {
+        let id = s.st().id;
+        self.rec.push(id, format!("error:{}", e.code()));
+    }
+
+    fn close(&self, s: &mut impl SockOps, e: Option<&Error>) {
+        let id = s.st().id;
+        self.rec
+            .push(id, if e.is_some() { "close:err" } else { "close" });
+    }
+}
+
+struct BlockingHandler(Logic);
+
+impl blocking::Handler for BlockingHandler {
+    type Data = ConnState;
+    fn open(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
+        self.0.open(s)
+    }
+    fn data(&mut self, s: &mut blocking::Socket<'_, ConnState>, b: &[u8]) {
+        self.0.data(s, b)
+    }
+    fn drain(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
+        self.0.drain(s)
+    }
+    fn end(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
+        self.0.end(s)
+    }
+    fn timeout(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
+        self.0.timeout(s)
+    }
+    fn error(&mut self, s: &mut blocking::Socket<'_, ConnState>, e: &Error) {
+        self.0.error(s, e)
+    }
+    fn close(&mut self, s: &mut blocking::Socket<'_, ConnState>, e: Option<&Error>) {
+        self.0.close(s, e)
+    }
+}
+
+struct SmolHandler(Logic);
+
+impl nsmol::Handler for SmolHandler {
+    type Data = ConnState;
+    fn open(&self, s: &mut nsmol::Socket<'_, ConnState>) {
+        self.0.open(s)
+    }
+    fn data(&self, s: &mut nsmol::Socket<'_, ConnState>, b: &[u8]) {
+        self.0.data(s, b)
+    }
+    fn drain(&self, s: &mut nsmol::Socket<'_, ConnState>) {
+        self.0.drain(s)
+    }
+    fn end(&self, s: &mut nsmol::Socket<'_, ConnState>) {
+        self.0.end(s)
+    }
+    fn timeout(&self, s: &mut nsmol::Socket<'_, ConnState>) {
+        self.0.timeout(s)
+    }
+    fn error(&self, s: &mut nsmol::Socket<'_, ConnState>, e: &Error) {
+        self.0.error(s, e)
+    }
+    fn close(&self, s: &mut nsmol::Socket<'_, ConnState>, e: Option<&Error>) {
+        self.0.close(s, e)
+    }
+}
+
+/// Which driver a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `netkit-blocking`'s event loop.
+    Blocking,
+    /// `netkit-smol` on smol's global executor.
+    Smol,
+}
+
+enum Ctl {
+    Blocking(blocking::LoopHandle, blocking::Server),
+    Smol(nsmol::ServerHandle<SmolHandler>),
+}
+
+/// A running test server: an echo that prefixes replies with its tag ("" at
+/// first, another after `reload`), recording every handler event.
+pub struct TestServer {
+    addr: SocketAddr,
+    rec: Arc<Record>,
+    behavior: Behavior,
+    ctl: Ctl,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Starts a server on 127.0.0.1, port picked by the kernel.
+    pub fn start(driver: Driver, behavior: Behavior) -> Self {
+        let rec = Arc::new(Record::default());
+        let logic = Logic {
+            rec: rec.clone(),
+            behavior: behavior.clone(),
+            tag: "",
+        };
+        let mut opts = blocking::ListenOptions::new("127.0.0.1", 0);
+        if let Some(h) = behavior.high_water {
+            opts.socket.high_water = h;
+            opts.socket.low_water = h / 4;
+        }
+        match driver {
+            Driver::Blocking => {
+                let (tx, rx) = mpsc::channel();
+                let thread = std::thread::spawn(move || {
+                    let mut lp = blocking::EventLoop::new().expect("event loop");
+                    let server = lp.listen(opts, BlockingHandler(logic)).expect("listen");
+                    let addr = lp.local_addr(server).expect("addr");
+                    tx.send((lp.handle(), server, addr)).expect("send");
+                    lp.run().expect("run");
+                });
+                let (h, server, addr) = rx.recv().expect("server started");
+                Self {
+                    addr,
+                    rec,
+                    behavior,
+                    ctl: Ctl::Blocking(h, server),
+                    thread: Some(thread),
+                }
+            }
+            Driver::Smol => {
+                let server = nsmol::Server::bind(opts, SmolHandler(logic)).expect("bind");
+                let addr = server.local_addr();
+                let handle = server.handle();
+                let thread = std::thread::spawn(move || smol::block_on(server.run()));
+                Self {
+                    addr,
+                    rec,
+                    behavior,
+                    ctl: Ctl::Smol(handle),
+                    thread: Some(thread),
+                }
+            }
+        }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `stop(force)`.
+    pub fn stop(&self, force: bool) {
+        match &self.ctl {
+            Ctl::Blocking(h, s) => h.stop(*s, force),
+            Ctl::Smol(h) => h.stop(force),
+        }
+    }
+
+    /// Reloads the handler with a new reply tag.
+    pub fn reload(&self, tag: &'static str) {
+        let logic = Logic {
+            rec: self.rec.clone(),
+            behavior: self.behavior.clone(),
+            tag,
+        };
+        match &self.ctl {
+            Ctl::Blocking(h, s) => h.reload(*s, BlockingHandler(logic)),
+            Ctl::Smol(h) => h.reload(SmolHandler(logic)),
+        }
+    }
+
+    /// Every recorded (connection id, event).
+    pub fn events(&self) -> Vec<(u64, String)> {
+        self.rec.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The events of one connection.
+    pub fn events_of(&self, id: u64) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    /// Connections opened and not yet closed.
+    pub fn live(&self) -> usize {
+        let ev = self.events();
+        let opens = ev.iter().filter(|(_, e)| e == "open").count();
+        let closes = ev.iter().filter(|(_, e)| e.starts_with("close")).count();
+        opens - closes
+    }
+
+    /// Waits (bounded) until `cond` holds on this server.
+    pub fn wait(&self, limit: Duration, cond: impl Fn(&Self) -> bool) -> bool {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end {
+            if cond(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cond(self)
+    }
+
+    /// The most bytes ever held for one connection (write buffer + held reply).
+    pub fn max_held(&self) -> usize {
+        self.rec.max_held.load(Ordering::Relaxed)
+    }
+
+    /// Total bytes received.
+    pub fn bytes_in(&self) -> u64 {
+        self.rec.bytes_in.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop(true);
+        if let Some(t) = self.thread.take() {
+            if matches!(self.ctl, Ctl::Blocking(..)) {
+                let _ = t.join();
+            }
+        }
+    }
+}
