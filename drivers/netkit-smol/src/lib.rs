@@ -444,7 +444,7 @@ fn flush(stream: &Async<StdStream>, sm: &mut Machine, now: Instant) -> bool {
     loop {
         match sm.poll_transmit() {
             Transmit::Idle => return false,
-            Transmit::Bytes(b) => match (&*stream.get_ref()).write(b) {
+            Transmit::Bytes(b) => match stream.get_ref().write(b) {
                 Ok(n) => sm.handle_sent(now, n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -492,7 +492,7 @@ async fn drive<H: Handler>(
             readable = false;
             let r = READ_BUFFER.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                match (&*stream.get_ref()).read(&mut buf) {
+                match stream.get_ref().read(&mut buf) {
                     Ok(0) => {
                         sm.handle_eof(now);
                         Ok(())
