@@ -245,6 +245,12 @@ fn fuzz_command() -> Option<Command> {
 }
 
 fn run_fuzz(target: &str, seconds: u64) -> Result {
+    run_fuzz_logged(target, seconds, None)
+}
+
+/// Runs one campaign; with `log`, libFuzzer's chatter goes to that file and only
+/// its final line is echoed.
+fn run_fuzz_logged(target: &str, seconds: u64, log: Option<&Path>) -> Result {
     let Some(mut c) = fuzz_command() else {
         return Err("cargo-fuzz is not installed (cargo install cargo-fuzz)".into());
     };
@@ -258,7 +264,26 @@ fn run_fuzz(target: &str, seconds: u64) -> Result {
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1");
-    run(c, &format!("fuzz {target} for {seconds}s"))
+    let what = format!("fuzz {target} for {seconds}s");
+    let Some(log) = log else {
+        return run(c, &what);
+    };
+    let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let file2 = file.try_clone().map_err(|e| e.to_string())?;
+    c.stdout(file).stderr(file2);
+    let res = run(c, &what);
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    if let Some(done) = text.lines().rev().find(|l| l.starts_with("Done ")) {
+        eprintln!("xtask: fuzz {target}: {done}");
+    }
+    if res.is_err() {
+        eprintln!("xtask: fuzz {target} log ({}):", log.display());
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        for l in tail.into_iter().rev() {
+            eprintln!("  {l}");
+        }
+    }
+    res
 }
 
 fn fuzz_smoke() -> Result {
@@ -269,8 +294,10 @@ fn fuzz_smoke() -> Result {
         );
         return Ok(());
     }
+    let logs = root().join("target/fuzz-logs");
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     for t in fuzz_targets()? {
-        run_fuzz(&t, 10)?;
+        run_fuzz_logged(&t, 10, Some(&logs.join(format!("{t}.log"))))?;
     }
     Ok(())
 }
