@@ -24,6 +24,7 @@ pub fn socket_ops(data: &[u8]) {
         low_water: low,
         allow_half_open: half_open,
         retain_capacity: 64,
+        write_through: usize::MAX,
     };
     let start = Instant::now();
     let mut now = start;

@@ -66,6 +66,10 @@ pub struct Config {
     /// connections hold no buffer memory while small echo-style writes do not
     /// allocate in the steady state.
     pub retain_capacity: usize,
+    /// Writes of at least this many bytes made while nothing is buffered may go
+    /// straight to the kernel ([`Socket::can_write_through`]), skipping a copy;
+    /// smaller writes coalesce in the buffer into one syscall per event-loop tick.
+    pub write_through: usize,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             low_water: 256 * 1024,
             allow_half_open: false,
             retain_capacity: 512,
+            write_through: 4096,
         }
     }
 }
@@ -390,6 +395,30 @@ impl Socket {
             self.touch(now);
         }
         Ok(take)
+    }
+
+    /// Whether the driver may hand a `len`-byte write straight to the kernel instead
+    /// of [`write`](Self::write): the socket is open, its sending side too, nothing is
+    /// buffered (so order is kept) and `len` is at least `write_through`. The driver
+    /// then reports what the kernel took with
+    /// [`handle_sent_direct`](Self::handle_sent_direct) and `write`s the rest.
+    #[must_use]
+    pub fn can_write_through(&self, len: usize) -> bool {
+        self.phase == Phase::Open
+            && self.write_side == WriteSide::Open
+            && !self.shutdown_due()
+            && self.buffered() == 0
+            && len > 0
+            && len >= self.config.write_through
+    }
+
+    /// The kernel took `n` bytes of a write-through (see
+    /// [`can_write_through`](Self::can_write_through)).
+    pub fn handle_sent_direct(&mut self, now: Instant, n: usize) {
+        if n > 0 && self.phase == Phase::Open {
+            self.bytes_written += n as u64;
+            self.touch(now);
+        }
     }
 
     /// Ends the sending side gracefully: buffered bytes are flushed, then FIN is

@@ -13,6 +13,7 @@ fn small(high: usize, low: usize) -> Config {
     Config {
         high_water: high,
         low_water: low,
+        write_through: 100,
         ..Config::default()
     }
 }
@@ -280,6 +281,9 @@ fn idle_socket_holds_no_buffer() {
 #[derive(Debug, Clone)]
 enum Op {
     Write(Vec<u8>),
+    /// A write the driver tries to put straight on the wire; the kernel takes at
+    /// most the given count.
+    WriteThrough(Vec<u8>, usize),
     /// The kernel takes at most this many bytes.
     Send(usize),
     Input(Vec<u8>),
@@ -295,6 +299,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(Op::Write),
+        3 => (proptest::collection::vec(any::<u8>(), 0..300), 0usize..300)
+            .prop_map(|(b, k)| Op::WriteThrough(b, k)),
         6 => (0usize..400).prop_map(Op::Send),
         2 => proptest::collection::vec(any::<u8>(), 0..50).prop_map(Op::Input),
         2 => (0u64..3000).prop_map(Op::Tick),
@@ -371,6 +377,20 @@ proptest! {
                     }
                     Err(_) => prop_assert!(s.is_closed() || s.is_ending()),
                 },
+                Op::WriteThrough(b, k) => {
+                    let mut rest = &b[..];
+                    if s.can_write_through(b.len()) {
+                        let n = k.min(b.len());
+                        wire.extend_from_slice(&b[..n]);
+                        accepted.extend_from_slice(&b[..n]);
+                        s.handle_sent_direct(now, n);
+                        rest = &b[n..];
+                    }
+                    if let Ok(n) = s.write(now, rest) {
+                        accepted.extend_from_slice(&rest[..n]);
+                        if n < rest.len() { short_pending = true; }
+                    }
+                }
                 Op::Send(max) => match s.poll_transmit() {
                     Transmit::Bytes(b) => {
                         prop_assert!(!b.is_empty());

@@ -11,12 +11,12 @@ use std::{fmt, mem};
 
 use netkit_socket::{Event, Socket as Machine, Transmit};
 use netkit_sys::{bind_listener, start_connect};
-use polling::{Event as PollEvent, Events, Poller};
 use slab::Slab;
 use socket2::{Domain, Socket as RawSocket, Type};
 
 use crate::socket::Socket;
-use crate::{ConnectOptions, Error, Handler, ListenOptions, SocketConfig, sys};
+use crate::sys::{Event as PollEvent, Events, Poller};
+use crate::{ConnectOptions, Error, Handler, ListenOptions, SocketConfig};
 use netkit_sys::resolve::resolve;
 
 /// Size of the loop's shared read buffer.
@@ -262,12 +262,10 @@ impl EventLoop {
             referenced: true,
         };
         let (idx, generation) = self.add_group(Box::new(group));
-        sys::register(
-            &self.shared.poller,
-            &listener,
-            PollEvent::readable(key(idx, LISTENER_SLOT)),
-        )
-        .map_err(|e| Error::from_io(&e, "listen"))?;
+        self.shared
+            .poller
+            .add(&listener, key(idx, LISTENER_SLOT), true, false)
+            .map_err(|e| Error::from_io(&e, "listen"))?;
         if let Some((_, g)) = self.groups.get_mut(idx) {
             if let Some(g) = g.as_any_mut().downcast_mut::<GroupImpl<H>>() {
                 g.listener = Some(listener);
@@ -370,7 +368,9 @@ impl EventLoop {
             self.soon.push(k);
         } else {
             let conn = &mut g.conns[slot];
-            sys::register(&self.shared.poller, &conn.sock, PollEvent::writable(k))
+            self.shared
+                .poller
+                .add(&conn.sock, k, false, true)
                 .map_err(|e| Error::from_io(&e, "connect"))?;
             conn.registered = Some((false, true));
             if let Some(t) = conn.sm.poll_timeout() {
@@ -537,7 +537,7 @@ impl EventLoop {
         }
         self.events.clear();
         match self.shared.poller.wait(&mut self.events, wait) {
-            Ok(_) => {}
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -703,7 +703,7 @@ impl<H: Handler> GroupImpl<H> {
             let entry = self.conns.vacant_entry();
             let slot = entry.key() as u32;
             let k = key(cx.group, slot);
-            if sys::register(cx.poller, &sock, PollEvent::readable(k)).is_err() {
+            if cx.poller.add(&sock, k, true, false).is_err() {
                 continue;
             }
             entry.insert(Conn {
@@ -729,9 +729,7 @@ impl<H: Handler> GroupImpl<H> {
         let failed = match conn.sock.take_error() {
             Ok(Some(e)) => Some(e),
             Err(e) => Some(e),
-            Ok(None) if ev.is_err() == Some(true) => {
-                Some(io::Error::from(io::ErrorKind::ConnectionRefused))
-            }
+            Ok(None) if ev.error => Some(io::Error::from(io::ErrorKind::ConnectionRefused)),
             Ok(None) => match conn.sock.peer_addr() {
                 Ok(a) => {
                     conn.peer = a.as_socket();
@@ -761,8 +759,7 @@ impl<H: Handler> GroupImpl<H> {
                         Ok(s) => {
                             conn.sock = s;
                             let k = key(cx.group, slot);
-                            if sys::register(cx.poller, &conn.sock, PollEvent::writable(k)).is_ok()
-                            {
+                            if cx.poller.add(&conn.sock, k, false, true).is_ok() {
                                 conn.registered = Some((false, true));
                                 return;
                             }
@@ -906,7 +903,6 @@ fn update_interest<D>(poller: &Poller, conn: &mut Conn<D>, k: usize, want: (bool
     if conn.registered == Some(want) {
         return;
     }
-    let ev = PollEvent::new(k, want.0, want.1);
     if want == (false, false) {
         // Out of the poller entirely: level-triggered HUP/ERR would otherwise spin.
         if conn.registered.is_some() {
@@ -916,10 +912,8 @@ fn update_interest<D>(poller: &Poller, conn: &mut Conn<D>, k: usize, want: (bool
         return;
     }
     let ok = match conn.registered {
-        Some(_) => poller
-            .modify_with_mode(&conn.sock, ev, polling::PollMode::Level)
-            .is_ok(),
-        None => sys::register(poller, &conn.sock, ev).is_ok(),
+        Some(_) => poller.modify(&conn.sock, k, want.0, want.1).is_ok(),
+        None => poller.add(&conn.sock, k, want.0, want.1).is_ok(),
     };
     if ok {
         conn.registered = Some(want);

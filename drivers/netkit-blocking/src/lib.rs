@@ -4,9 +4,9 @@
 //! [`netkit_socket::Socket`] state machine for each of them. A server is a
 //! [`Handler`] implemented once (not per socket), as with `Bun.listen`; every socket
 //! carries user data of the handler's [`Handler::Data`] type (Bun's `socket.data`).
-//! The loop is built on `polling` (level-triggered epoll/kqueue), `socket2` and
-//! `std::net`; it reads into one buffer shared by all its sockets, so an idle
-//! connection holds no read buffer.
+//! The loop is level-triggered readiness polling (epoll called directly on Linux,
+//! the `polling` crate elsewhere), `socket2` and `std::net`; it reads into one
+//! buffer shared by all its sockets, so an idle connection holds no read buffer.
 //!
 //! The driver makes no protocol decision: backpressure, `drain`, half-close and the
 //! idle timer are all `netkit-socket`'s.

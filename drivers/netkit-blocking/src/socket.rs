@@ -1,8 +1,8 @@
 //! The socket handle given to handlers.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use std::{fmt, io};
 
 use crate::Error;
 use crate::event_loop::Conn;
@@ -30,7 +30,27 @@ impl<D> Socket<'_, D> {
     /// backpressure: keep the rest and write it after `drain`. `Err` is Bun's `-1`
     /// (the socket is ended or closed).
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        self.conn.sm.write(self.now, bytes)
+        let mut sent = 0;
+        if self.conn.sm.can_write_through(bytes.len()) {
+            // Large write, nothing queued: straight to the kernel, no copy.
+            match self.conn.sock.send(bytes) {
+                Ok(n) => {
+                    self.conn.sm.handle_sent_direct(self.now, n);
+                    sent = n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let err = Error::from_io(&e, "write");
+                    self.conn.sm.handle_error(err.clone());
+                    return Err(err);
+                }
+            }
+        }
+        if sent == bytes.len() {
+            return Ok(sent);
+        }
+        Ok(sent + self.conn.sm.write(self.now, &bytes[sent..])?)
     }
 
     /// Ends the sending side once buffered bytes are flushed (FIN). The socket closes

@@ -5,8 +5,9 @@
 //! blocking driver, in one task per connection, so backpressure, `drain`,
 //! half-close and idle timeouts behave identically. Reads go through a buffer
 //! shared by all tasks of a thread, so an idle connection holds no read buffer.
-//! The futures are executor-agnostic (`async-io` reactor); [`Server::run`] spawns
-//! connection tasks on smol's global executor and [`Server::run_with`] on yours.
+//! The futures are executor-agnostic (`async-io` reactor); [`Server::run`] runs
+//! connection tasks inside its own future (one thread) and [`Server::run_with`]
+//! hands them to your executor (for example smol's multi-threaded one).
 //!
 //! # Examples
 //!
@@ -49,6 +50,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener as StdListener, TcpStream as St
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -108,6 +110,8 @@ pub trait Handler: Send + Sync + 'static {
 /// One connection, as seen from inside a [`Handler`] callback. I/O happens when the
 /// callback returns.
 pub struct Socket<'a, D> {
+    /// `None` only for a client whose connect failed.
+    stream: Option<&'a Async<StdStream>>,
     sm: &'a mut Machine,
     data: &'a mut D,
     now: Instant,
@@ -127,7 +131,33 @@ impl<D> Socket<'_, D> {
     /// Queues bytes and returns how many were accepted; fewer is backpressure
     /// (write the rest after `drain`). `Err` is Bun's `-1`.
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        self.sm.write(self.now, bytes)
+        let mut sent = 0;
+        if let Some(stream) = self
+            .stream
+            .filter(|_| self.sm.can_write_through(bytes.len()))
+        {
+            // Large write, nothing queued: straight to the kernel, no copy.
+            match stream.get_ref().write(bytes) {
+                Ok(n) => {
+                    self.sm.handle_sent_direct(self.now, n);
+                    sent = n;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    let err = Error::from_io(&e, "write");
+                    self.sm.handle_error(err.clone());
+                    return Err(err);
+                }
+            }
+        }
+        if sent == bytes.len() {
+            return Ok(sent);
+        }
+        Ok(sent + self.sm.write(self.now, &bytes[sent..])?)
     }
     /// Ends the sending side once flushed.
     pub fn end(&mut self) {
@@ -204,7 +234,7 @@ impl<H> HandlerCell<H> {
 }
 
 struct ServerShared<H> {
-    handlers: HandlerCell<H>,
+    handlers: Arc<HandlerCell<H>>,
     /// Closed when the server stops listening.
     stop_listen: (async_channel::Sender<()>, async_channel::Receiver<()>),
     /// Closed by `stop(true)`: every connection closes.
@@ -286,7 +316,7 @@ where
             config: opts.socket,
             no_delay: opts.no_delay,
             shared: Arc::new(ServerShared {
-                handlers: HandlerCell::new(handler),
+                handlers: Arc::new(HandlerCell::new(handler)),
                 stop_listen: async_channel::bounded(1),
                 stop_conns: async_channel::bounded(1),
             }),
@@ -305,14 +335,46 @@ where
         }
     }
 
-    /// Accepts until stopped, running each connection as a task on smol's global
-    /// executor.
+    /// Accepts until stopped, running every connection as a task of an executor
+    /// driven by this future itself (one thread: no cross-thread wake-ups, and the
+    /// `async-io` reactor runs on the same thread under `block_on`). After
+    /// `stop(false)` it keeps serving live connections and returns once they have
+    /// all closed; after `stop(true)`, once they have closed.
     pub async fn run(self) {
-        self.run_with(|t| smol::spawn(t).detach()).await;
+        let ex = Arc::new(smol::Executor::new());
+        let (live_tx, live_rx) = async_channel::bounded::<()>(1);
+        // The accept loop is a task too: the future given to `Executor::run` is
+        // polled on every wake-up of any task, so it must be a passive wait.
+        let spawner = ex.clone();
+        let accept_live = live_tx.clone();
+        ex.spawn(async move {
+            // One allocation per connection: the task holds the connection's future.
+            self.accept_loop(move |c| {
+                let live = live_tx.clone();
+                spawner
+                    .spawn(async move {
+                        c.serve().await;
+                        drop(live);
+                    })
+                    .detach();
+            })
+            .await;
+            drop(accept_live);
+        })
+        .detach();
+        // Resolves when every task (accept loop and connections) has dropped its sender.
+        ex.run(async {
+            let _ = live_rx.recv().await;
+        })
+        .await;
     }
 
     /// Accepts until stopped, handing each connection's task to `spawn`.
     pub async fn run_with(self, spawn: impl Fn(Task)) {
+        self.accept_loop(|c| spawn(Box::pin(c.serve()))).await;
+    }
+
+    async fn accept_loop(self, spawn: impl Fn(Accepted<H>)) {
         let stop = self.shared.stop_listen.1.clone();
         loop {
             let accepted = future::or(async { Some(self.listener.accept().await) }, async {
@@ -326,20 +388,12 @@ where
                     if self.no_delay {
                         let _ = stream.get_ref().set_nodelay(true);
                     }
-                    let sm = Machine::accepted(Instant::now(), self.config.clone());
-                    let shared = self.shared.clone();
-                    spawn(Box::pin(async move {
-                        let stop = shared.stop_conns.1.clone();
-                        drive(
-                            stream,
-                            sm,
-                            H::Data::default(),
-                            &shared.handlers,
-                            Some(stop),
-                            Some(peer),
-                        )
-                        .await;
-                    }));
+                    spawn(Accepted {
+                        stream,
+                        peer,
+                        sm: Machine::accepted(Instant::now(), self.config.clone()),
+                        shared: self.shared.clone(),
+                    });
                 }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Some(Err(_)) => {
@@ -351,6 +405,32 @@ where
     }
 }
 
+/// An accepted connection, ready to be served by its own task.
+struct Accepted<H: Handler> {
+    stream: Async<StdStream>,
+    peer: SocketAddr,
+    sm: Machine,
+    shared: Arc<ServerShared<H>>,
+}
+
+impl<H: Handler> Accepted<H>
+where
+    H::Data: Default,
+{
+    /// The connection's future; everything it needs is moved into `drive`, so the
+    /// task stores each field once.
+    fn serve(self) -> impl Future<Output = ()> + Send + 'static {
+        drive(
+            self.stream,
+            self.sm,
+            H::Data::default(),
+            self.shared.handlers.clone(),
+            Some(self.shared.stop_conns.1.clone()),
+            Some(self.peer),
+        )
+    }
+}
+
 /// Connects a client (Bun's `Bun.connect`) and runs it to completion: returns when
 /// the socket has closed, or with the error after `connect_error` ran.
 pub async fn connect<H: Handler>(
@@ -358,7 +438,7 @@ pub async fn connect<H: Handler>(
     handler: H,
     data: H::Data,
 ) -> Result<(), Error> {
-    let handlers = HandlerCell::new(handler);
+    let handlers = Arc::new(HandlerCell::new(handler));
     let now = Instant::now();
     let mut sm = Machine::connecting(now, opts.socket.clone());
     sm.set_timeout(now, opts.timeout);
@@ -368,7 +448,7 @@ pub async fn connect<H: Handler>(
         Err(e) => {
             sm.handle_connect_error(e.clone());
             let (_, h) = handlers.load();
-            deliver(&*h, &mut sm, &mut data, None);
+            deliver(&*h, None, &mut sm, &mut data, None);
             return Err(e);
         }
     };
@@ -377,7 +457,7 @@ pub async fn connect<H: Handler>(
     }
     let peer = stream.get_ref().peer_addr().ok();
     sm.handle_connected(Instant::now());
-    drive(stream, sm, data, &handlers, None, peer).await;
+    drive(stream, sm, data, handlers, None, peer).await;
     Ok(())
 }
 
@@ -408,6 +488,7 @@ pub(crate) async fn connect_any(opts: &ConnectOptions) -> Result<Async<StdStream
 /// Hands queued events to the handler; returns `true` once the socket is closed.
 fn deliver<H: Handler>(
     h: &H,
+    stream: Option<&Async<StdStream>>,
     sm: &mut Machine,
     data: &mut H::Data,
     peer: Option<SocketAddr>,
@@ -415,6 +496,7 @@ fn deliver<H: Handler>(
     while let Some(ev) = sm.poll_event() {
         let now = Instant::now();
         let mut s = Socket {
+            stream,
             sm,
             data,
             now,
@@ -477,12 +559,15 @@ async fn drive<H: Handler>(
     stream: Async<StdStream>,
     mut sm: Machine,
     mut data: H::Data,
-    handlers: &HandlerCell<H>,
+    handlers: Arc<HandlerCell<H>>,
     stop: Option<async_channel::Receiver<()>>,
     peer: Option<SocketAddr>,
 ) {
     let (mut version, mut h) = handlers.load();
     let mut readable = false;
+    let mut timer = Timer::never();
+    let mut timer_at = None;
+    let mut stop_wait = stop.as_ref().map(|rx| Box::pin(rx.recv()));
     loop {
         if handlers.version.load(Ordering::Acquire) != version {
             (version, h) = handlers.load();
@@ -500,6 +585,7 @@ async fn drive<H: Handler>(
                     Ok(n) => {
                         if sm.handle_input(now, &buf[..n]).is_ok() {
                             let mut s = Socket {
+                                stream: Some(&stream),
                                 sm: &mut sm,
                                 data: &mut data,
                                 now,
@@ -521,7 +607,7 @@ async fn drive<H: Handler>(
         }
         let mut blocked;
         loop {
-            if deliver(&*h, &mut sm, &mut data, peer) {
+            if deliver(&*h, Some(&stream), &mut sm, &mut data, peer) {
                 if sm.reset_on_close() {
                     let _ =
                         socket2::SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
@@ -535,52 +621,42 @@ async fn drive<H: Handler>(
         }
         let want_read = sm.wants_read();
         let deadline = sm.poll_timeout();
-        let wake = future::or(
-            future::or(
-                async {
-                    if want_read {
-                        let _ = stream.readable().await;
-                        Wake::Readable
-                    } else {
-                        future::pending().await
-                    }
-                },
-                async {
-                    if blocked {
-                        let _ = stream.writable().await;
-                        Wake::Writable
-                    } else {
-                        future::pending().await
-                    }
-                },
-            ),
-            future::or(
-                async {
-                    match deadline {
-                        Some(t) => {
-                            Timer::at(t).await;
-                            Wake::Timer
-                        }
-                        None => future::pending().await,
-                    }
-                },
-                async {
-                    match &stop {
-                        Some(rx) => {
-                            let _ = rx.recv().await;
-                            Wake::Stop
-                        }
-                        None => future::pending().await,
-                    }
-                },
-            ),
-        )
+        if deadline != timer_at {
+            // One timer per connection, re-armed only when the deadline moves.
+            match deadline {
+                Some(t) => timer.set_at(t),
+                None => timer = Timer::never(),
+            }
+            timer_at = deadline;
+        }
+        // One small hand-written wait instead of nested `or`s: it keeps the task
+        // small (idle connections wait here) and the stop listener registered once.
+        let wake = future::poll_fn(|cx| {
+            if let Some(f) = stop_wait.as_mut() {
+                if f.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Stop);
+                }
+            }
+            if want_read && stream.poll_readable(cx).is_ready() {
+                return Poll::Ready(Wake::Readable);
+            }
+            if blocked && stream.poll_writable(cx).is_ready() {
+                return Poll::Ready(Wake::Writable);
+            }
+            if timer_at.is_some() && Pin::new(&mut timer).poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            Poll::Pending
+        })
         .await;
         match wake {
             Wake::Readable => readable = true,
             Wake::Writable => {}
             Wake::Timer => sm.handle_timeout(Instant::now()),
-            Wake::Stop => sm.close(),
+            Wake::Stop => {
+                stop_wait = None;
+                sm.close();
+            }
         }
     }
 }
