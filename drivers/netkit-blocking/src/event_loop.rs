@@ -542,20 +542,11 @@ impl EventLoop {
             Err(e) => return Err(e),
         }
         let now = Instant::now();
-        for ev in self.events.iter() {
-            let (group, slot) = split_key(ev.key);
-            let Some((_, grp)) = self.groups.get_mut(group) else {
-                continue;
-            };
-            let mut cx = Cx {
-                poller: &self.shared.poller,
-                buf: &mut self.buf,
-                now,
-                timers: &mut self.timers,
-                group,
-            };
-            grp.ready(&mut cx, slot, ev);
+        let events = mem::replace(&mut self.events, Events::new_empty());
+        for ev in events.iter() {
+            self.at_key(ev.key, now, |grp, cx, slot| grp.ready(cx, slot, ev));
         }
+        self.events = events;
         self.fire_timers(now);
         self.run_commands();
         self.reap();
@@ -566,20 +557,25 @@ impl EventLoop {
         let soon = mem::take(&mut self.soon);
         let now = Instant::now();
         for k in soon {
-            let (group, slot) = split_key(k);
-            let Some((_, grp)) = self.groups.get_mut(group) else {
-                continue;
-            };
-            let mut cx = Cx {
-                poller: &self.shared.poller,
-                buf: &mut self.buf,
-                now,
-                timers: &mut self.timers,
-                group,
-            };
-            grp.pump_slot(&mut cx, slot);
+            self.at_key(k, now, |grp, cx, slot| grp.pump_slot(cx, slot));
         }
         self.reap();
+    }
+
+    /// Runs `f` on the group and slot a poller key names, if the group still exists.
+    fn at_key(&mut self, k: usize, now: Instant, f: impl FnOnce(&mut dyn Group, &mut Cx<'_>, u32)) {
+        let (group, slot) = split_key(k);
+        let Some((_, grp)) = self.groups.get_mut(group) else {
+            return;
+        };
+        let mut cx = Cx {
+            poller: &self.shared.poller,
+            buf: &mut self.buf,
+            now,
+            timers: &mut self.timers,
+            group,
+        };
+        f(grp.as_mut(), &mut cx, slot);
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -588,18 +584,7 @@ impl EventLoop {
                 break;
             }
             self.timers.pop();
-            let (group, slot) = split_key(k);
-            let Some((_, grp)) = self.groups.get_mut(group) else {
-                continue;
-            };
-            let mut cx = Cx {
-                poller: &self.shared.poller,
-                buf: &mut self.buf,
-                now,
-                timers: &mut self.timers,
-                group,
-            };
-            grp.timer(&mut cx, slot, t);
+            self.at_key(k, now, |grp, cx, slot| grp.timer(cx, slot, t));
         }
     }
 

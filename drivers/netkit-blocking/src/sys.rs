@@ -59,6 +59,14 @@ mod imp {
             }
         }
 
+        /// A placeholder that holds no memory (swapped in while events are dispatched).
+        pub(crate) fn new_empty() -> Self {
+            Self {
+                buf: Vec::new(),
+                len: 0,
+            }
+        }
+
         pub(crate) fn clear(&mut self) {
             self.len = 0;
         }
@@ -216,6 +224,9 @@ mod imp {
     impl Events {
         pub(crate) fn new() -> Self {
             Self(polling::Events::new())
+        }
+        pub(crate) fn new_empty() -> Self {
+            Self(polling::Events::with_capacity(std::num::NonZeroUsize::MIN))
         }
         pub(crate) fn clear(&mut self) {
             self.0.clear();
