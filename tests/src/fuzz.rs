@@ -4,8 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use netkit_dns::hosts::Hosts;
 use netkit_socket::{Config, Error, Event, Socket, Transmit};
+use netkit_tls::{ClientConfig, ClientOptions, Pem, ServerConfig, ServerOptions, TlsSession};
 
 /// Interprets `data` as a sequence of operations on one socket and checks, after
 /// every step: the buffer stays under the high-water mark; `drain` follows a
@@ -155,4 +158,77 @@ pub fn hosts(data: &[u8]) {
     for ip in found {
         assert!(h.reverse(ip).is_some());
     }
+}
+
+/// One self-signed identity for the TLS fuzz targets (key generation is slow).
+fn tls_configs() -> &'static (ClientConfig, ServerConfig) {
+    static CFG: OnceLock<(ClientConfig, ServerConfig)> = OnceLock::new();
+    CFG.get_or_init(|| {
+        let id =
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("test certificate");
+        let cert = Pem::new("fuzz.pem", id.cert.pem());
+        let key = Pem::new("fuzz.key", id.signing_key.serialize_pem());
+        let server = netkit_tls::server_config(&ServerOptions::new(cert.clone(), key))
+            .expect("server config");
+        let client = netkit_tls::client_config(&ClientOptions {
+            ca: Some(cert),
+            ..ClientOptions::default()
+        })
+        .expect("client config");
+        (client, server)
+    })
+}
+
+/// Feeds `bytes` to `t` in pieces of `chunk`, reading plaintext and transmitting
+/// as a driver would; stops at the first error. Never panics.
+fn drive_tls(t: &mut TlsSession, bytes: &[u8], chunk: usize) {
+    let mut out = Vec::new();
+    for piece in bytes.chunks(chunk.max(1)) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            match t.handle_input(rest) {
+                Ok(0) => {
+                    // Backpressure: read plaintext, then go on.
+                    if t.read_plaintext_with(|b| b.len()).is_none() {
+                        return;
+                    }
+                }
+                Ok(n) => rest = &rest[n..],
+                Err(_) => {
+                    out.clear();
+                    t.poll_transmit(&mut out);
+                    return;
+                }
+            }
+            while t.read_plaintext_with(|b| b.len()).is_some() {}
+            while t.poll_event().is_some() {}
+            out.clear();
+            t.poll_transmit(&mut out);
+        }
+    }
+    let _ = t.handle_eof();
+}
+
+/// Arbitrary bytes to a TLS server session, then (the same bytes) to a client
+/// session as if they were the server's reply. The first byte picks the split.
+pub fn tls_sessions(data: &[u8]) {
+    let (client, server) = tls_configs();
+    let (chunk, rest) = data
+        .split_first()
+        .map_or((1, data), |(c, r)| (usize::from(*c) + 1, r));
+    let mut s = TlsSession::server(server).expect("server session");
+    drive_tls(&mut s, rest, chunk);
+    let mut c = TlsSession::client(client, "localhost").expect("client session");
+    let mut hello = Vec::new();
+    c.poll_transmit(&mut hello);
+    drive_tls(&mut c, rest, chunk);
+}
+
+/// A real ClientHello, for seeding the TLS corpus.
+pub fn client_hello() -> Vec<u8> {
+    let (client, _) = tls_configs();
+    let mut c = TlsSession::client(client, "localhost").expect("client session");
+    let mut hello = Vec::new();
+    c.poll_transmit(&mut hello);
+    hello
 }

@@ -33,3 +33,23 @@ fn socket_ops_corpus() {
 fn hosts_corpus() {
     replay("hosts", netkit_tests::fuzz::hosts);
 }
+
+#[test]
+fn tls_sessions_corpus() {
+    replay("tls_sessions", netkit_tests::fuzz::tls_sessions);
+}
+
+/// Regenerates the TLS seed that needs a live session (a real ClientHello):
+/// `cargo test -p netkit-tests --test fuzz_corpus -- --ignored write_tls_seeds`.
+#[test]
+#[ignore]
+fn write_tls_seeds() {
+    let dir = netkit_tests::workspace_root().join("fuzz/corpus/tls_sessions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut seed = vec![255u8];
+    seed.extend(netkit_tests::fuzz::client_hello());
+    std::fs::write(dir.join("seed-client-hello"), &seed).unwrap();
+    let mut split = vec![0u8];
+    split.extend(netkit_tests::fuzz::client_hello());
+    std::fs::write(dir.join("seed-client-hello-1-byte"), &split).unwrap();
+}

@@ -88,17 +88,47 @@ fn test(args: &[String]) -> Result {
         ],
     )?;
     sans_io_check()?;
-    step(
-        "tests (unit, property, integration, interop, fuzz corpus replay)",
-        &["test"],
-    )?;
+    let (passed, failed) = cargo_test()?;
     if args.iter().any(|a| a == "--no-fuzz") {
         eprintln!("xtask: fuzz smoke skipped (--no-fuzz)");
     } else {
         fuzz_smoke()?;
     }
     eprintln!("xtask: test done in {:.0?}", t0.elapsed());
+    // The plain closing line CI reads.
+    println!("xtask: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs `cargo test` on the default members, streaming its output, and adds up
+/// the `test result:` lines.
+fn cargo_test() -> Result<(u64, u64)> {
+    eprintln!("xtask: tests (unit, property, integration, interop, fuzz corpus replay)");
+    let mut c = cargo();
+    c.arg("test").stdout(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("cargo test: {e}"))?;
+    let out = child.stdout.take().ok_or("cargo test: no stdout")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(out).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split([';', '.']) {
+                let mut w = part.split_whitespace();
+                match (w.next().and_then(|n| n.parse::<u64>().ok()), w.next()) {
+                    (Some(n), Some("passed")) => passed += n,
+                    (Some(n), Some("failed")) => failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let st = child.wait().map_err(|e| e.to_string())?;
+    if !st.success() {
+        println!("xtask: {passed} passed, {failed} failed");
+        return Err(format!("cargo test failed ({st})"));
+    }
+    Ok((passed, failed))
 }
 
 /// Fails if anything in `crates/` (outside tests) touches a clock, a socket, a

@@ -1,0 +1,62 @@
+//! A sans-IO TLS session on rustls, configured with Bun's options.
+//!
+//! [`TlsSession`] takes TLS bytes from the network and gives plaintext, takes
+//! plaintext and gives TLS bytes; it never touches a socket, a file or a thread.
+//! Configuration comes from PEM handed over as bytes ([`Pem`]), with Bun's
+//! vocabulary: `key`/`cert`, `ca` (replaces the built-in roots),
+//! `reject_unauthorized`, `request_cert`, ALPN. The drivers (TCP sockets, proxy
+//! tunnels, the HTTP client) all reuse it.
+//!
+//! It wraps rustls 0.23's buffered `Connection`, which is already sans-IO
+//! (`read_tls` from a slice, `write_tls` into a `Vec`); see ARCHITECTURE.md for
+//! why the buffered API was chosen over the unbuffered one.
+//!
+//! # Examples
+//!
+//! A client and a server talking in memory:
+//!
+//! ```
+//! use netkit_tls::{ClientOptions, Pem, ServerOptions, TlsEvent, TlsSession};
+//!
+//! let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+//! let cert = Pem::new("cert.pem", ca.cert.pem());
+//! let key = Pem::new("key.pem", ca.signing_key.serialize_pem());
+//! let server_cfg = netkit_tls::server_config(&ServerOptions::new(cert.clone(), key))?;
+//! let client_cfg = netkit_tls::client_config(&ClientOptions {
+//!     ca: Some(cert),
+//!     ..ClientOptions::default()
+//! })?;
+//!
+//! let mut client = TlsSession::client(&client_cfg, "localhost")?;
+//! let mut server = TlsSession::server(&server_cfg)?;
+//! client.write(b"hello")?; // buffered until the handshake is done
+//! let mut wire = Vec::new();
+//! for _ in 0..4 {
+//!     wire.clear();
+//!     client.poll_transmit(&mut wire);
+//!     server.handle_input(&wire)?;
+//!     wire.clear();
+//!     server.poll_transmit(&mut wire);
+//!     client.handle_input(&wire)?;
+//! }
+//! assert_eq!(server.poll_event(), Some(TlsEvent::HandshakeDone));
+//! let mut buf = [0u8; 16];
+//! let n = server.read_plaintext(&mut buf);
+//! assert_eq!(&buf[..n], b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod error;
+mod session;
+
+pub use config::{
+    ClientConfig, ClientOptions, MAX_PEM_BYTES, Pem, ServerConfig, ServerOptions, client_config,
+    provider, server_config, server_name,
+};
+pub use error::Error;
+pub use rustls;
+pub use session::{Authorization, TlsEvent, TlsSession};
+
+#[cfg(test)]
+mod tests;
