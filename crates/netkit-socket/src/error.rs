@@ -23,6 +23,10 @@ pub enum Error {
     /// `write` was called after `end()` shut the sending side.
     #[error("socket has ended: the sending side is shut")]
     Ended,
+    /// A TLS failure on the socket (handshake, certificate, alert, truncation),
+    /// worded by the TLS layer.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 impl Error {
@@ -47,6 +51,7 @@ impl Error {
             Self::Os { code, .. } => code,
             Self::Closed => "ERR_SOCKET_CLOSED",
             Self::Ended => "EPIPE",
+            Self::Tls(_) => "ERR_TLS",
         }
     }
 }

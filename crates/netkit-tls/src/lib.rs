@@ -49,6 +49,7 @@
 mod config;
 mod error;
 mod session;
+mod socket;
 
 pub use config::{
     ClientConfig, ClientOptions, MAX_PEM_BYTES, Pem, ServerConfig, ServerOptions, client_config,
@@ -57,6 +58,9 @@ pub use config::{
 pub use error::Error;
 pub use rustls;
 pub use session::{Authorization, TlsEvent, TlsSession};
+pub use socket::TlsSocket;
 
+#[cfg(test)]
+mod socket_tests;
 #[cfg(test)]
 mod tests;

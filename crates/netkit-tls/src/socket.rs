@@ -1,0 +1,347 @@
+//! Bun's socket semantics over TLS: a [`netkit_socket::Socket`] counted in
+//! plaintext, layered on a [`TlsSession`], with the same driving vocabulary.
+//!
+//! Transport bytes go in with [`TlsSocket::handle_input`]; plaintext comes out
+//! with [`TlsSocket::read_plaintext`]; [`TlsSocket::poll_transmit`] offers
+//! ciphertext. Because it is transport-agnostic, a `TlsSocket` can run over any
+//! byte stream, including another TLS session (a proxy tunnel inside TLS).
+
+use std::time::{Duration, Instant};
+
+use netkit_socket::{Config, Error as SockError, Event, Socket, Transmit};
+
+use crate::{Error, TlsEvent, TlsSession};
+
+/// The most ciphertext generated ahead of the kernel; plaintext stays in the
+/// socket's buffer (bounded by its high-water mark) until this drains.
+const CIPHER_AHEAD: usize = 64 * 1024;
+
+fn tls_err(e: &Error) -> SockError {
+    SockError::Tls(e.to_string())
+}
+
+/// A TLS connection with Bun's socket semantics. `Open` fires when the handshake
+/// is done; a handshake failure is a `ConnectError` (the socket never opened),
+/// also on the server side.
+#[derive(Debug)]
+pub struct TlsSocket {
+    sm: Socket,
+    tls: TlsSession,
+    /// Ciphertext not yet taken by the transport: `out[out_head..]`.
+    out: Vec<u8>,
+    out_head: usize,
+    /// Ciphertext the TLS session could not take yet (plaintext backpressure).
+    pending_in: Vec<u8>,
+    /// The transport is connected (TCP established).
+    transport_up: bool,
+    /// close_notify queued for our `end()`.
+    notify_sent: bool,
+    /// The transport's FIN has been sent.
+    fin_sent: bool,
+}
+
+impl TlsSocket {
+    /// A TLS socket over a transport connection that is being established
+    /// (client) or already accepted (server: call
+    /// [`handle_connected`](Self::handle_connected) at once).
+    pub fn new(now: Instant, config: Config, tls: TlsSession) -> Self {
+        Self {
+            sm: Socket::connecting(now, config),
+            tls,
+            out: Vec::new(),
+            out_head: 0,
+            pending_in: Vec::new(),
+            transport_up: false,
+            notify_sent: false,
+            fin_sent: false,
+        }
+    }
+
+    /// The transport connected: the handshake starts.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.transport_up = true;
+        self.pump_out(now);
+    }
+
+    /// The transport failed to connect.
+    pub fn handle_connect_error(&mut self, err: SockError) {
+        self.sm.handle_connect_error(err);
+    }
+
+    /// Transport bytes arrived. They are all taken (what the TLS session cannot
+    /// take yet is kept, and [`wants_read`](Self::wants_read) turns false until it
+    /// can). Read the plaintext with [`read_plaintext`](Self::read_plaintext).
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        if self.sm.is_closed() {
+            return;
+        }
+        if self.pending_in.is_empty() {
+            match self.tls.handle_input(bytes) {
+                Ok(n) => self.pending_in.extend_from_slice(&bytes[n..]),
+                Err(e) => return self.fail(now, &e),
+            }
+        } else {
+            self.pending_in.extend_from_slice(bytes);
+            self.retry_pending(now);
+        }
+        self.after_tls_input(now);
+    }
+
+    fn retry_pending(&mut self, now: Instant) {
+        if self.pending_in.is_empty() {
+            return;
+        }
+        match self.tls.handle_input(&self.pending_in) {
+            Ok(n) => {
+                self.pending_in.drain(..n);
+                if self.pending_in.is_empty() {
+                    self.pending_in = Vec::new();
+                }
+            }
+            Err(e) => self.fail(now, &e),
+        }
+    }
+
+    fn after_tls_input(&mut self, now: Instant) {
+        while let Some(ev) = self.tls.poll_event() {
+            match ev {
+                TlsEvent::HandshakeDone => self.sm.handle_connected(now),
+                TlsEvent::PeerClosed => self.sm.handle_eof(now),
+            }
+        }
+        self.pump_out(now);
+    }
+
+    fn fail(&mut self, now: Instant, e: &Error) {
+        // Keep the alert rustls queued: the driver still sends what poll_transmit
+        // offers before it closes.
+        self.pump_out(now);
+        self.sm.handle_error(tls_err(e));
+    }
+
+    /// Copies received plaintext into `buf` for the application's `data` handler;
+    /// returns the count (0: nothing to deliver now). Call until 0 after every
+    /// `handle_input`, unless reading is paused.
+    pub fn read_plaintext(&mut self, now: Instant, buf: &mut [u8]) -> usize {
+        if !self.sm.wants_read() {
+            return 0;
+        }
+        let n = self.tls.read_plaintext(buf);
+        if n > 0 && self.sm.handle_input(now, &buf[..n]).is_err() {
+            return 0;
+        }
+        if n == 0 && !self.pending_in.is_empty() {
+            self.retry_pending(now);
+            self.after_tls_input(now);
+            let m = self.tls.read_plaintext(buf);
+            if m > 0 && self.sm.handle_input(now, &buf[..m]).is_ok() {
+                return m;
+            }
+            return 0;
+        }
+        n
+    }
+
+    /// The transport reached EOF: a clean close after the peer's close_notify,
+    /// else an error (truncation, or EOF during the handshake).
+    pub fn handle_eof(&mut self, now: Instant) {
+        match self.tls.handle_eof() {
+            Ok(()) => self.sm.handle_eof(now),
+            Err(e) => self.sm.handle_error(tls_err(&e)),
+        }
+    }
+
+    /// A transport I/O failure.
+    pub fn handle_error(&mut self, err: SockError) {
+        self.sm.handle_error(err);
+    }
+
+    /// Moves plaintext from the socket's buffer into TLS records and handles the
+    /// socket's shutdown request as close_notify.
+    fn pump_out(&mut self, now: Instant) {
+        if !self.transport_up {
+            return;
+        }
+        loop {
+            if self.out.len() - self.out_head >= CIPHER_AHEAD {
+                break;
+            }
+            match self.sm.poll_transmit() {
+                Transmit::Bytes(b) => {
+                    let n = self.tls.write(b).unwrap_or_default();
+                    if n == 0 {
+                        break;
+                    }
+                    self.sm.handle_sent(now, n);
+                }
+                Transmit::Shutdown => {
+                    if !self.notify_sent {
+                        self.notify_sent = true;
+                        self.tls.close();
+                    }
+                    break;
+                }
+                Transmit::Idle => break,
+            }
+        }
+        if self.tls.wants_transmit() {
+            if self.out_head > 0 && self.out_head == self.out.len() {
+                self.out.clear();
+                self.out_head = 0;
+            }
+            self.tls.poll_transmit(&mut self.out);
+        }
+    }
+
+    /// Ciphertext to send, or the transport's shutdown once close_notify is out.
+    pub fn poll_transmit(&mut self, now: Instant) -> Transmit<'_> {
+        self.pump_out(now);
+        if self.out_head < self.out.len() {
+            return Transmit::Bytes(&self.out[self.out_head..]);
+        }
+        if self.notify_sent && !self.fin_sent && !self.sm.is_closed() {
+            return Transmit::Shutdown;
+        }
+        Transmit::Idle
+    }
+
+    /// The transport took `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered.
+    pub fn handle_sent(&mut self, now: Instant, n: usize) {
+        self.out_head = (self.out_head + n).min(self.out.len());
+        if self.out_head == self.out.len() {
+            self.out_head = 0;
+            self.out.clear();
+            if self.out.capacity() > self.sm.config().retain_capacity {
+                self.out = Vec::new();
+            }
+        }
+        self.pump_out(now);
+    }
+
+    /// The transport's sending side was shut after close_notify.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.fin_sent = true;
+        self.sm.handle_shutdown(now);
+    }
+
+    /// See [`Socket::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.sm.handle_timeout(now);
+    }
+
+    /// See [`Socket::poll_timeout`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sm.poll_timeout()
+    }
+
+    /// See [`Socket::poll_event`].
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.sm.poll_event()
+    }
+
+    /// Whether events are queued.
+    #[must_use]
+    pub fn has_events(&self) -> bool {
+        self.sm.has_events()
+    }
+
+    /// Queues plaintext (counted against the high-water mark, as on a plain socket).
+    pub fn write(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, SockError> {
+        let n = self.sm.write(now, bytes)?;
+        self.pump_out(now);
+        Ok(n)
+    }
+
+    /// See [`Socket::end`]: flush, close_notify, then FIN.
+    pub fn end(&mut self, now: Instant) -> Result<(), SockError> {
+        self.sm.end(now)?;
+        self.pump_out(now);
+        Ok(())
+    }
+
+    /// Closes now (no close_notify).
+    pub fn close(&mut self) {
+        self.sm.close();
+    }
+
+    /// Closes now with a reset.
+    pub fn terminate(&mut self) {
+        self.sm.terminate();
+    }
+
+    /// Stops delivering plaintext (and, once rustls's buffer is full, reading).
+    pub fn pause(&mut self) {
+        self.sm.pause();
+    }
+
+    /// Delivers plaintext again.
+    pub fn resume(&mut self) {
+        self.sm.resume();
+    }
+
+    /// See [`Socket::set_timeout`].
+    pub fn set_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
+        self.sm.set_timeout(now, timeout);
+    }
+
+    /// Whether the driver should read from the transport: not while ciphertext
+    /// is held back or delivery is paused with plaintext waiting.
+    #[must_use]
+    pub fn wants_read(&self) -> bool {
+        !self.sm.is_closed()
+            && !self.sm.peer_ended()
+            && self.pending_in.is_empty()
+            && (self.sm.wants_read() || self.tls.is_handshaking())
+    }
+
+    /// Whether there is something to transmit.
+    #[must_use]
+    pub fn wants_write(&self) -> bool {
+        self.out_head < self.out.len()
+            || self.tls.wants_transmit()
+            || (self.notify_sent && !self.fin_sent && !self.sm.is_closed())
+            || (self.transport_up && self.sm.wants_write())
+    }
+
+    /// Plaintext accepted and not yet encrypted.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.sm.buffered()
+    }
+
+    /// Whether the socket is closed.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.sm.is_closed()
+    }
+
+    /// Whether `end()` was called.
+    #[must_use]
+    pub fn is_ending(&self) -> bool {
+        self.sm.is_ending()
+    }
+
+    /// Whether the driver should reset instead of FIN on close.
+    #[must_use]
+    pub fn reset_on_close(&self) -> bool {
+        self.sm.reset_on_close()
+    }
+
+    /// Plaintext bytes the application wrote that went into TLS records.
+    #[must_use]
+    pub fn bytes_written(&self) -> u64 {
+        self.sm.bytes_written()
+    }
+
+    /// The TLS session (ALPN, authorization, peer certificates...).
+    pub fn session(&self) -> &TlsSession {
+        &self.tls
+    }
+
+    /// The plaintext socket state.
+    pub fn socket(&self) -> &Socket {
+        &self.sm
+    }
+}
