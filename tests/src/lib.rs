@@ -7,6 +7,7 @@
 
 pub mod fuzz;
 pub mod peer;
+pub mod pki;
 pub mod servers;
 
 use std::net::{SocketAddr, TcpListener};

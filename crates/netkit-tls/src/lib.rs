@@ -48,6 +48,7 @@
 
 mod config;
 mod error;
+mod machine;
 mod session;
 mod socket;
 
@@ -56,6 +57,7 @@ pub use config::{
     provider, server_config, server_name,
 };
 pub use error::Error;
+pub use machine::Machine;
 pub use rustls;
 pub use session::{Authorization, TlsEvent, TlsSession};
 pub use socket::TlsSocket;

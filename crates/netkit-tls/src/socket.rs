@@ -38,6 +38,9 @@ pub struct TlsSocket {
     notify_sent: bool,
     /// The transport's FIN has been sent.
     fin_sent: bool,
+    /// The peer's end of stream (close_notify, or the transport's EOF with its
+    /// verdict), applied once every plaintext byte before it was delivered.
+    eof_pending: Option<Result<(), Error>>,
 }
 
 impl TlsSocket {
@@ -54,6 +57,7 @@ impl TlsSocket {
             transport_up: false,
             notify_sent: false,
             fin_sent: false,
+            eof_pending: None,
         }
     }
 
@@ -106,7 +110,9 @@ impl TlsSocket {
         while let Some(ev) = self.tls.poll_event() {
             match ev {
                 TlsEvent::HandshakeDone => self.sm.handle_connected(now),
-                TlsEvent::PeerClosed => self.sm.handle_eof(now),
+                TlsEvent::PeerClosed => {
+                    self.eof_pending.get_or_insert(Ok(()));
+                }
             }
         }
         self.pump_out(now);
@@ -137,18 +143,43 @@ impl TlsSocket {
             if m > 0 && self.sm.handle_input(now, &buf[..m]).is_ok() {
                 return m;
             }
-            return 0;
+        }
+        if n == 0 {
+            self.apply_eof(now);
         }
         n
+    }
+
+    /// Applies the peer's end of stream once no plaintext is left before it.
+    fn apply_eof(&mut self, now: Instant) {
+        if !self.pending_in.is_empty() {
+            return;
+        }
+        match self.eof_pending.take() {
+            Some(Ok(())) => self.sm.handle_eof(now),
+            Some(Err(e)) => self.sm.handle_error(tls_err(&e)),
+            None => {}
+        }
     }
 
     /// The transport reached EOF: a clean close after the peer's close_notify,
     /// else an error (truncation, or EOF during the handshake).
     pub fn handle_eof(&mut self, now: Instant) {
-        match self.tls.handle_eof() {
-            Ok(()) => self.sm.handle_eof(now),
-            Err(e) => self.sm.handle_error(tls_err(&e)),
+        if self.tls.is_handshaking() {
+            // Nothing to deliver before it: fail now.
+            if let Err(e) = self.tls.handle_eof() {
+                self.sm.handle_error(tls_err(&e));
+            }
+            return;
         }
+        let verdict = self.tls.handle_eof();
+        // A close_notify already seen wins over the transport's verdict.
+        self.eof_pending.get_or_insert(verdict);
+        if !self.sm.wants_read() {
+            // Paused: plaintext may still wait; `read_plaintext` applies it after.
+            return;
+        }
+        self.apply_eof(now);
     }
 
     /// A transport I/O failure.

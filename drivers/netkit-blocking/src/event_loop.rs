@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use std::{fmt, mem};
 
-use netkit_socket::{Event, Socket as Machine, Transmit};
+use netkit_socket::{Event, Socket as PlainSocket, Transmit};
 use netkit_sys::{bind_listener, start_connect};
+use netkit_tls::{Machine, TlsSession, TlsSocket};
 use slab::Slab;
 use socket2::{Domain, Socket as RawSocket, Type};
 
@@ -183,6 +184,8 @@ struct GroupImpl<H: Handler> {
     no_delay: bool,
     new_data: Option<fn() -> H::Data>,
     referenced: bool,
+    /// Serve TLS with this configuration.
+    tls: Option<netkit_tls::ServerConfig>,
 }
 
 /// A Bun-style event loop: servers and clients with handler callbacks, on one thread.
@@ -260,6 +263,7 @@ impl EventLoop {
             no_delay: opts.no_delay,
             new_data: Some(H::Data::default),
             referenced: true,
+            tls: opts.tls.clone(),
         };
         let (idx, generation) = self.add_group(Box::new(group));
         self.shared
@@ -295,6 +299,7 @@ impl EventLoop {
             no_delay: opts.no_delay,
             new_data: None,
             referenced: true,
+            tls: None,
         };
         let (idx, generation) = self.add_group(Box::new(group));
         let g = ClientGroup {
@@ -320,7 +325,40 @@ impl EventLoop {
         let Some(g) = grp.as_any_mut().downcast_mut::<GroupImpl<H>>() else {
             return Err(Error::Closed);
         };
-        let mut sm = Machine::connecting(now, opts.socket.clone());
+        let mut sm = match &opts.tls {
+            None => Machine::Plain(PlainSocket::connecting(now, opts.socket.clone())),
+            Some(tls) => {
+                let name = tls.server_name.as_deref().unwrap_or(&opts.hostname);
+                let mut plain = PlainSocket::connecting(now, opts.socket.clone());
+                match TlsSession::client(&tls.config, name) {
+                    Ok(sess) => {
+                        Machine::Tls(Box::new(TlsSocket::new(now, opts.socket.clone(), sess)))
+                    }
+                    Err(e) => {
+                        plain.handle_connect_error(Error::Tls(e.to_string()));
+                        Machine::Plain(plain)
+                    }
+                }
+            }
+        };
+        if sm.is_closed() {
+            // A bad server name: fail like a connect error, without connecting.
+            let slot = g.conns.insert(Conn {
+                sock: RawSocket::new(Domain::IPV4, Type::STREAM, None)
+                    .map_err(|e| Error::from_io(&e, "socket"))?,
+                sm,
+                data,
+                peer: None,
+                registered: None,
+                connecting: false,
+                fallback: Vec::new(),
+                target: None,
+                no_delay: opts.no_delay,
+                timer_armed: None,
+            });
+            self.soon.push(key(group.group, slot as u32));
+            return Ok(());
+        }
         if opts.timeout.is_some() {
             sm.set_timeout(now, opts.timeout);
         }
@@ -397,7 +435,7 @@ impl EventLoop {
         let slot = g.conns.iter().next().map(|(i, _)| i)?;
         let now = Instant::now();
         let conn = g.conns.get_mut(slot)?;
-        let r = f(&mut g.handler, &mut Socket { conn, now });
+        let r = f(&mut g.handler, &mut conn.handle(now));
         let mut cx = Cx {
             poller: &self.shared.poller,
             buf: &mut self.buf,
@@ -691,9 +729,21 @@ impl<H: Handler> GroupImpl<H> {
             if cx.poller.add(&sock, k, true, false).is_err() {
                 continue;
             }
+            let sm = match &self.tls {
+                None => Machine::Plain(PlainSocket::accepted(cx.now, self.socket_config.clone())),
+                Some(cfg) => {
+                    let Ok(sess) = TlsSession::server(cfg) else {
+                        let _ = cx.poller.delete(&sock);
+                        continue;
+                    };
+                    let mut t = TlsSocket::new(cx.now, self.socket_config.clone(), sess);
+                    t.handle_connected(cx.now);
+                    Machine::Tls(Box::new(t))
+                }
+            };
             entry.insert(Conn {
                 sock,
-                sm: Machine::accepted(cx.now, self.socket_config.clone()),
+                sm,
                 data: new_data(),
                 peer: peer.as_socket(),
                 registered: Some((true, false)),
@@ -775,8 +825,23 @@ impl<H: Handler> GroupImpl<H> {
         };
         let mut closed = false;
         for _ in 0..PUMP_ROUNDS {
+            if !conn.sm.is_plain() && conn.sm.wants_read() {
+                // Plaintext the TLS layer held while reading was paused.
+                let handler = &mut self.handler;
+                let (data, sock, peer) = (&mut conn.data, &conn.sock, conn.peer);
+                conn.sm.deliver_plaintext(cx.now, cx.buf, |sm, bytes| {
+                    let mut s = Socket {
+                        sm,
+                        data: &mut *data,
+                        sock,
+                        peer,
+                        now: cx.now,
+                    };
+                    handler.data(&mut s, bytes);
+                });
+            }
             while let Some(ev) = conn.sm.poll_event() {
-                let mut s = Socket { conn, now: cx.now };
+                let mut s = conn.handle(cx.now);
                 match ev {
                     Event::Open => self.handler.open(&mut s),
                     Event::Drain => self.handler.drain(&mut s),
@@ -836,10 +901,18 @@ impl<H: Handler> GroupImpl<H> {
         match (&conn.sock).read(cx.buf) {
             Ok(0) => conn.sm.handle_eof(cx.now),
             Ok(n) => {
-                if conn.sm.handle_input(cx.now, &cx.buf[..n]).is_ok() {
-                    let mut s = Socket { conn, now: cx.now };
-                    self.handler.data(&mut s, &cx.buf[..n]);
-                }
+                let handler = &mut self.handler;
+                let (data, sock, peer) = (&mut conn.data, &conn.sock, conn.peer);
+                conn.sm.handle_input_with(cx.now, cx.buf, n, |sm, bytes| {
+                    let mut s = Socket {
+                        sm,
+                        data: &mut *data,
+                        sock,
+                        peer,
+                        now: cx.now,
+                    };
+                    handler.data(&mut s, bytes);
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -852,6 +925,17 @@ impl<H: Handler> GroupImpl<H> {
 }
 
 impl<D> Conn<D> {
+    /// The handler-facing view of this connection.
+    pub(crate) fn handle(&mut self, now: Instant) -> Socket<'_, D> {
+        Socket {
+            sm: &mut self.sm,
+            data: &mut self.data,
+            sock: &self.sock,
+            peer: self.peer,
+            now,
+        }
+    }
+
     fn target_hint_peer(&self) -> String {
         self.peer.map(fmt_addr).unwrap_or_default()
     }
@@ -860,7 +944,7 @@ impl<D> Conn<D> {
 /// Writes what the state machine offers until it is idle or the kernel would block.
 fn flush<D>(conn: &mut Conn<D>, now: Instant) {
     loop {
-        match conn.sm.poll_transmit() {
+        match conn.sm.poll_transmit(now) {
             Transmit::Idle => return,
             Transmit::Bytes(b) => match conn.sock.send(b) {
                 Ok(n) => conn.sm.handle_sent(now, n),

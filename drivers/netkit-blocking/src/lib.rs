@@ -53,7 +53,7 @@ mod socket;
 mod sys;
 
 pub use event_loop::{ClientGroup, EventLoop, LoopHandle, Server};
-pub use netkit_sys::{ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
+pub use netkit_sys::{ClientTls, ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
 pub use socket::Socket;
 
 /// A set of socket handlers, implemented once per server or client group

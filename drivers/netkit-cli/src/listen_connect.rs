@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::mpsc;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use clap::Args;
 use netkit_blocking::{
-    ConnectOptions, Error, EventLoop, Handler, ListenOptions, Socket, SocketConfig,
+    ClientTls, ConnectOptions, Error, EventLoop, Handler, ListenOptions, Socket, SocketConfig,
 };
+use netkit_tls::{ClientOptions, Pem, ServerOptions};
 
 use crate::Failure;
 
@@ -30,6 +34,12 @@ pub(crate) struct ListenArgs {
     /// Answer every chunk received with `Echo: ` and the chunk.
     #[arg(long)]
     echo: bool,
+    /// Serve TLS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +48,18 @@ pub(crate) struct ConnectArgs {
     host: String,
     /// Port.
     port: u16,
+    /// Speak TLS, verifying the server against the built-in roots or `--cacert`.
+    #[arg(long)]
+    tls: bool,
+    /// Trusted CA certificates (PEM), replacing the built-in roots. Implies `--tls`.
+    #[arg(long, value_name = "PEM")]
+    cacert: Option<PathBuf>,
+    /// Do not verify the server's certificate. Implies `--tls`.
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// SNI and the name verified (default: HOST). Implies `--tls`.
+    #[arg(long, value_name = "NAME")]
+    servername: Option<String>,
 }
 
 /// The per-connection limits that keep a non-reading client under 1 MiB of
@@ -106,6 +128,11 @@ pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
     let mut lp = EventLoop::new()?;
     let mut opts = ListenOptions::new(args.host, args.port);
     opts.socket = bounded_config();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let mut o = ServerOptions::new(read_pem(cert)?, read_pem(key)?);
+        o.key_log = Some(Arc::new(netkit_tls::rustls::KeyLogFile::new()));
+        opts.tls = Some(netkit_tls::server_config(&o).map_err(tls_failure)?);
+    }
     let server = lp.listen(opts, ListenHandler { echo: args.echo })?;
     let addr = lp
         .local_addr(server)
@@ -209,7 +236,22 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
         ack: None,
         end_when_flushed: false,
     };
-    let group = lp.connect(ConnectOptions::new(args.host, args.port), handler, ())?;
+    let mut opts = ConnectOptions::new(args.host, args.port);
+    if args.tls || args.insecure || args.cacert.is_some() || args.servername.is_some() {
+        let ca = args.cacert.as_deref().map(read_pem).transpose()?;
+        let config = netkit_tls::client_config(&ClientOptions {
+            ca,
+            reject_unauthorized: !args.insecure,
+            key_log: Some(Arc::new(netkit_tls::rustls::KeyLogFile::new())),
+            ..ClientOptions::default()
+        })
+        .map_err(tls_failure)?;
+        opts.tls = Some(ClientTls {
+            config,
+            server_name: args.servername,
+        });
+    }
+    let group = lp.connect(opts, handler, ())?;
     let handle = lp.handle();
     // Stdin is not pollable in general (a file, a tty): a thread reads it and hands
     // each chunk to the loop, waiting until the socket accepted it (backpressure).
@@ -244,4 +286,17 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
         Some(e) => Err(Failure(e.to_string())),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Reads a PEM file for TLS; failures are `tls: ` errors naming the file.
+fn read_pem(path: &Path) -> Result<Pem, Failure> {
+    let shown = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(data) => Ok(Pem::new(shown, data)),
+        Err(e) => Err(Failure(format!("tls: cannot read PEM file {shown}: {e}"))),
+    }
+}
+
+fn tls_failure(e: netkit_tls::Error) -> Failure {
+    Failure(format!("tls: {e}"))
 }

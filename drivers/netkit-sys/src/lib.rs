@@ -38,6 +38,17 @@ pub struct ListenOptions {
     pub socket: SocketConfig,
     /// Disable Nagle's algorithm on accepted sockets (on by default).
     pub no_delay: bool,
+    /// Serve TLS with this configuration (Bun's `tls: { key, cert }`).
+    pub tls: Option<netkit_tls::ServerConfig>,
+}
+
+/// TLS for a client connection (Bun's `tls: true` or `tls: { ... }`).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The configuration (roots, verification, ALPN...).
+    pub config: netkit_tls::ClientConfig,
+    /// SNI and the name verified; the connect host name when `None`.
+    pub server_name: Option<String>,
 }
 
 impl ListenOptions {
@@ -50,6 +61,7 @@ impl ListenOptions {
             backlog: 1024,
             socket: SocketConfig::default(),
             no_delay: true,
+            tls: None,
         }
     }
 }
@@ -67,6 +79,8 @@ pub struct ConnectOptions {
     pub no_delay: bool,
     /// Idle timeout armed from the start (also covers the connect itself).
     pub timeout: Option<Duration>,
+    /// Speak TLS over the connection.
+    pub tls: Option<ClientTls>,
 }
 
 impl ConnectOptions {
@@ -78,6 +92,7 @@ impl ConnectOptions {
             socket: SocketConfig::default(),
             no_delay: true,
             timeout: None,
+            tls: None,
         }
     }
 }

@@ -1,0 +1,175 @@
+//! One type for a driver's connection state: a plain socket or a TLS socket, with
+//! the same methods, so a driver handles both with one code path.
+
+use std::time::{Duration, Instant};
+
+use netkit_socket::{Error, Event, Socket, Transmit};
+
+use crate::TlsSocket;
+
+/// A connection's state machine: plain TCP or TLS.
+#[derive(Debug)]
+pub enum Machine {
+    /// Plain TCP: plaintext is the transport's bytes.
+    Plain(Socket),
+    /// TLS over the transport.
+    Tls(Box<TlsSocket>),
+}
+
+macro_rules! delegate {
+    ($(#[$m:meta])* fn $name:ident(&self $(, $a:ident: $t:ty)*) -> $r:ty) => {
+        $(#[$m])*
+        pub fn $name(&self $(, $a: $t)*) -> $r {
+            match self {
+                Self::Plain(s) => s.$name($($a),*),
+                Self::Tls(s) => s.$name($($a),*),
+            }
+        }
+    };
+    ($(#[$m:meta])* fn $name:ident(&mut self $(, $a:ident: $t:ty)*) -> $r:ty) => {
+        $(#[$m])*
+        pub fn $name(&mut self $(, $a: $t)*) -> $r {
+            match self {
+                Self::Plain(s) => s.$name($($a),*),
+                Self::Tls(s) => s.$name($($a),*),
+            }
+        }
+    };
+}
+
+impl Machine {
+    /// Transport bytes arrived in `buf[..n]`. `deliver` is called with each
+    /// plaintext chunk for the application's `data` handler: the same bytes for
+    /// plain TCP; for TLS, decrypted plaintext copied into `buf` (its ciphertext has
+    /// been taken by then, so the buffer is reused).
+    pub fn handle_input_with(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        n: usize,
+        mut deliver: impl FnMut(&mut Self, &[u8]),
+    ) {
+        match self {
+            Self::Plain(s) => {
+                if s.handle_input(now, &buf[..n]).is_ok() {
+                    deliver(self, &buf[..n]);
+                }
+            }
+            Self::Tls(t) => {
+                t.handle_input(now, &buf[..n]);
+                self.deliver_plaintext(now, buf, deliver);
+            }
+        }
+    }
+
+    /// Delivers plaintext the TLS layer holds (after `resume`, say); a no-op for
+    /// plain TCP.
+    pub fn deliver_plaintext(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        mut deliver: impl FnMut(&mut Self, &[u8]),
+    ) {
+        loop {
+            let m = match self {
+                Self::Tls(t) => t.read_plaintext(now, buf),
+                Self::Plain(_) => 0,
+            };
+            if m == 0 {
+                return;
+            }
+            deliver(self, &buf[..m]);
+        }
+    }
+
+    /// What to put on the wire next.
+    pub fn poll_transmit(&mut self, now: Instant) -> Transmit<'_> {
+        match self {
+            Self::Plain(s) => s.poll_transmit(),
+            Self::Tls(s) => s.poll_transmit(now),
+        }
+    }
+
+    /// Whether a write may go straight to the kernel (plain TCP only).
+    pub fn can_write_through(&self, len: usize) -> bool {
+        match self {
+            Self::Plain(s) => s.can_write_through(len),
+            Self::Tls(_) => false,
+        }
+    }
+
+    /// Whether the transport's bytes are plaintext (no TLS).
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Self::Plain(_))
+    }
+
+    /// The TLS socket, if this is one.
+    pub fn tls(&self) -> Option<&TlsSocket> {
+        match self {
+            Self::Tls(t) => Some(t),
+            Self::Plain(_) => None,
+        }
+    }
+
+    /// The transport reached EOF (see [`TlsSocket::handle_eof`] for TLS).
+    pub fn handle_eof(&mut self, now: Instant) {
+        match self {
+            Self::Plain(s) => s.handle_eof(now),
+            Self::Tls(s) => s.handle_eof(now),
+        }
+    }
+
+    delegate!(/// See [`Socket::handle_connected`].
+        fn handle_connected(&mut self, now: Instant) -> ());
+    delegate!(/// See [`Socket::handle_connect_error`].
+        fn handle_connect_error(&mut self, err: Error) -> ());
+    delegate!(/// See [`Socket::handle_error`].
+        fn handle_error(&mut self, err: Error) -> ());
+    delegate!(/// See [`Socket::handle_sent`].
+        fn handle_sent(&mut self, now: Instant, n: usize) -> ());
+    delegate!(/// See [`Socket::handle_shutdown`].
+        fn handle_shutdown(&mut self, now: Instant) -> ());
+    delegate!(/// See [`Socket::handle_timeout`].
+        fn handle_timeout(&mut self, now: Instant) -> ());
+    delegate!(/// See [`Socket::poll_timeout`].
+        fn poll_timeout(&self) -> Option<Instant>);
+    delegate!(/// See [`Socket::poll_event`].
+        fn poll_event(&mut self) -> Option<Event>);
+    delegate!(/// See [`Socket::has_events`].
+        fn has_events(&self) -> bool);
+    delegate!(/// See [`Socket::write`] (plaintext).
+        fn write(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error>);
+    delegate!(/// See [`Socket::end`].
+        fn end(&mut self, now: Instant) -> Result<(), Error>);
+    delegate!(/// See [`Socket::close`].
+        fn close(&mut self) -> ());
+    delegate!(/// See [`Socket::terminate`].
+        fn terminate(&mut self) -> ());
+    delegate!(/// See [`Socket::pause`].
+        fn pause(&mut self) -> ());
+    delegate!(/// See [`Socket::resume`].
+        fn resume(&mut self) -> ());
+    delegate!(/// See [`Socket::set_timeout`].
+        fn set_timeout(&mut self, now: Instant, timeout: Option<Duration>) -> ());
+    delegate!(/// See [`Socket::wants_read`].
+        fn wants_read(&self) -> bool);
+    delegate!(/// See [`Socket::wants_write`].
+        fn wants_write(&self) -> bool);
+    delegate!(/// See [`Socket::buffered`].
+        fn buffered(&self) -> usize);
+    delegate!(/// See [`Socket::is_closed`].
+        fn is_closed(&self) -> bool);
+    delegate!(/// See [`Socket::is_ending`].
+        fn is_ending(&self) -> bool);
+    delegate!(/// See [`Socket::reset_on_close`].
+        fn reset_on_close(&self) -> bool);
+    delegate!(/// See [`Socket::bytes_written`].
+        fn bytes_written(&self) -> u64);
+
+    /// Records a write the driver put straight on the wire (plain TCP only).
+    pub fn handle_sent_direct(&mut self, now: Instant, n: usize) {
+        if let Self::Plain(s) = self {
+            s.handle_sent_direct(now, n);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! A test PKI made at run time with rcgen, written as PEM files into a temp dir:
+//! a CA, a leaf for `localhost` + 127.0.0.1 + ::1, one for another name, an expired
+//! one, a self-signed one.
+
+use std::path::PathBuf;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, date_time_ymd};
+
+use crate::peer::TempDir;
+
+/// PEM files of one identity.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM, PKCS#8).
+    pub key: PathBuf,
+}
+
+/// The files of a test PKI; removed on drop.
+#[derive(Debug)]
+pub struct Pki {
+    /// The CA certificate that signs every leaf but `self_signed`.
+    pub ca: PathBuf,
+    /// `localhost`, `127.0.0.1` and `::1`.
+    pub localhost: Identity,
+    /// `other.test` only.
+    pub other: Identity,
+    /// `localhost`, expired in 2020.
+    pub expired: Identity,
+    /// `localhost`, self-signed.
+    pub self_signed: Identity,
+    dir: TempDir,
+}
+
+impl Pki {
+    /// Makes the PKI.
+    pub fn new() -> Self {
+        let dir = TempDir::new("netkit-pki").expect("temp dir");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "netkit test CA");
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+        let write = |name: &str, text: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write PEM");
+            p
+        };
+        let ca_path = write("ca.pem", ca.pem());
+        let leaf = |name: &str, sans: &[&str], expired: bool| {
+            let key = KeyPair::generate().expect("key");
+            let mut params =
+                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .expect("params");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, sans[0]);
+            if expired {
+                params.not_before = date_time_ymd(2019, 1, 1);
+                params.not_after = date_time_ymd(2020, 1, 1);
+            }
+            let cert = params.signed_by(&key, &ca).expect("sign");
+            Identity {
+                cert: write(&format!("{name}.pem"), cert.pem()),
+                key: write(&format!("{name}.key"), key.serialize_pem()),
+            }
+        };
+        let localhost = leaf("localhost", &["localhost", "127.0.0.1", "::1"], false);
+        let other = leaf("other", &["other.test"], false);
+        let expired = leaf("expired", &["localhost"], true);
+        let ss_key = KeyPair::generate().expect("key");
+        let ss = CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&ss_key)
+            .expect("self-signed");
+        let self_signed = Identity {
+            cert: write("self.pem", ss.pem()),
+            key: write("self.key", ss_key.serialize_pem()),
+        };
+        Self {
+            ca: ca_path,
+            localhost,
+            other,
+            expired,
+            self_signed,
+            dir,
+        }
+    }
+
+    /// The directory holding the files.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
