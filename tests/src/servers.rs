@@ -23,6 +23,8 @@ pub struct Behavior {
     pub flood: bool,
     /// After answering a chunk, end the sending side (server-first half-close).
     pub end_after_reply: bool,
+    /// Serve TLS.
+    pub tls: Option<netkit_tls::ServerConfig>,
 }
 
 /// Per-connection state.
@@ -186,6 +188,10 @@ impl Logic {
         self.rec.push(id, format!("error:{}", e.code()));
     }
 
+    fn connect_error(&self, e: &Error) {
+        self.rec.push(0, format!("connect_error:{}", e.code()));
+    }
+
     fn close(&self, s: &mut impl SockOps, e: Option<&Error>) {
         let id = s.st().id;
         self.rec
@@ -218,6 +224,9 @@ impl blocking::Handler for BlockingHandler {
     fn close(&mut self, s: &mut blocking::Socket<'_, ConnState>, e: Option<&Error>) {
         self.0.close(s, e)
     }
+    fn connect_error(&mut self, _s: &mut blocking::Socket<'_, ConnState>, e: &Error) {
+        self.0.connect_error(e)
+    }
 }
 
 struct SmolHandler(Logic);
@@ -244,6 +253,9 @@ impl nsmol::Handler for SmolHandler {
     }
     fn close(&self, s: &mut nsmol::Socket<'_, ConnState>, e: Option<&Error>) {
         self.0.close(s, e)
+    }
+    fn connect_error(&self, _s: &mut nsmol::Socket<'_, ConnState>, e: &Error) {
+        self.0.connect_error(e)
     }
 }
 
@@ -293,6 +305,7 @@ impl TestServer {
             opts.socket.high_water = h;
             opts.socket.low_water = h / 4;
         }
+        opts.tls = behavior.tls.clone();
         match driver {
             Driver::Blocking => {
                 let (tx, rx) = mpsc::channel();

@@ -98,6 +98,27 @@ impl Machine {
         }
     }
 
+    /// Whether plaintext held by the TLS layer should be delivered now (see
+    /// [`TlsSocket::wants_plaintext`]); always false for plain TCP, whose bytes
+    /// are delivered as they are read.
+    pub fn wants_plaintext(&self) -> bool {
+        match self {
+            Self::Tls(t) => t.wants_plaintext(),
+            Self::Plain(_) => false,
+        }
+    }
+
+    /// Whether the TLS layer should deliver plaintext it holds right now: reading
+    /// is not paused and plaintext (or ciphertext held back) is waiting. A driver
+    /// keeps delivering while this holds, since no readiness event will come for
+    /// bytes already read.
+    pub fn plaintext_due(&mut self) -> bool {
+        match self {
+            Self::Tls(t) => t.wants_plaintext() && t.has_plaintext(),
+            Self::Plain(_) => false,
+        }
+    }
+
     /// Whether the transport's bytes are plaintext (no TLS).
     pub fn is_plain(&self) -> bool {
         matches!(self, Self::Plain(_))

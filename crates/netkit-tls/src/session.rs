@@ -199,6 +199,13 @@ impl TlsSession {
         Some(r)
     }
 
+    /// Whether received plaintext is waiting to be read.
+    pub fn has_plaintext(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+    }
+
     /// Copies received plaintext into `buf`; returns the count (0 when none waits).
     pub fn read_plaintext(&mut self, buf: &mut [u8]) -> usize {
         self.conn.reader().read(buf).unwrap_or(0)

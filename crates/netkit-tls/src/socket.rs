@@ -327,6 +327,21 @@ impl TlsSocket {
             && (self.sm.wants_read() || self.tls.is_handshaking())
     }
 
+    /// Whether the application takes plaintext now (not paused, not closed): the
+    /// driver should call [`read_plaintext`](Self::read_plaintext), which also
+    /// feeds ciphertext held back earlier, even while
+    /// [`wants_read`](Self::wants_read) is false.
+    #[must_use]
+    pub fn wants_plaintext(&self) -> bool {
+        self.sm.wants_read()
+    }
+
+    /// Whether plaintext (or ciphertext held back) waits for
+    /// [`read_plaintext`](Self::read_plaintext).
+    pub fn has_plaintext(&mut self) -> bool {
+        !self.pending_in.is_empty() || self.tls.has_plaintext()
+    }
+
     /// Whether there is something to transmit.
     #[must_use]
     pub fn wants_write(&self) -> bool {

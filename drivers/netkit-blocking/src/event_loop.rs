@@ -825,7 +825,7 @@ impl<H: Handler> GroupImpl<H> {
         };
         let mut closed = false;
         for _ in 0..PUMP_ROUNDS {
-            if !conn.sm.is_plain() && conn.sm.wants_read() {
+            if conn.sm.wants_plaintext() {
                 // Plaintext the TLS layer held while reading was paused.
                 let handler = &mut self.handler;
                 let (data, sock, peer) = (&mut conn.data, &conn.sock, conn.peer);
@@ -867,7 +867,7 @@ impl<H: Handler> GroupImpl<H> {
             if !conn.connecting {
                 flush(conn, cx.now);
             }
-            if !conn.sm.has_events() {
+            if !conn.sm.has_events() && !conn.sm.plaintext_due() {
                 break;
             }
         }

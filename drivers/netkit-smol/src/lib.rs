@@ -55,9 +55,10 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use futures_lite::future;
-use netkit_socket::{Event, Socket as Machine, Transmit};
+use netkit_socket::{Event, Socket as PlainSocket, Transmit};
+use netkit_tls::{Machine, TlsSession, TlsSocket};
 
-pub use netkit_sys::{ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
+pub use netkit_sys::{ClientTls, ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
 pub use stream::{TcpListener, TcpStream};
 
 /// Size of each thread's shared read buffer.
@@ -203,6 +204,10 @@ impl<D> Socket<'_, D> {
     pub fn is_closed(&self) -> bool {
         self.sm.is_closed()
     }
+    /// The TLS session (ALPN, authorization, peer certificates), for TLS sockets.
+    pub fn tls(&self) -> Option<&TlsSession> {
+        self.sm.tls().map(|t| t.session())
+    }
 }
 
 /// The current handler of a server, swappable by `reload` for live connections.
@@ -281,6 +286,7 @@ pub struct Server<H: Handler> {
     local_addr: SocketAddr,
     config: SocketConfig,
     no_delay: bool,
+    tls: Option<netkit_tls::ServerConfig>,
     shared: Arc<ServerShared<H>>,
 }
 
@@ -315,6 +321,7 @@ where
             local_addr,
             config: opts.socket,
             no_delay: opts.no_delay,
+            tls: opts.tls,
             shared: Arc::new(ServerShared {
                 handlers: Arc::new(HandlerCell::new(handler)),
                 stop_listen: async_channel::bounded(1),
@@ -391,7 +398,21 @@ where
                     spawn(Accepted {
                         stream,
                         peer,
-                        sm: Machine::accepted(Instant::now(), self.config.clone()),
+                        sm: match &self.tls {
+                            None => Machine::Plain(PlainSocket::accepted(
+                                Instant::now(),
+                                self.config.clone(),
+                            )),
+                            Some(cfg) => {
+                                let Ok(sess) = TlsSession::server(cfg) else {
+                                    continue;
+                                };
+                                let now = Instant::now();
+                                let mut t = TlsSocket::new(now, self.config.clone(), sess);
+                                t.handle_connected(now);
+                                Machine::Tls(Box::new(t))
+                            }
+                        },
                         shared: self.shared.clone(),
                     });
                 }
@@ -440,7 +461,23 @@ pub async fn connect<H: Handler>(
 ) -> Result<(), Error> {
     let handlers = Arc::new(HandlerCell::new(handler));
     let now = Instant::now();
-    let mut sm = Machine::connecting(now, opts.socket.clone());
+    let mut sm = Machine::Plain(PlainSocket::connecting(now, opts.socket.clone()));
+    if let Some(tls) = &opts.tls {
+        let name = tls.server_name.as_deref().unwrap_or(&opts.hostname);
+        match TlsSession::client(&tls.config, name) {
+            Ok(sess) => {
+                sm = Machine::Tls(Box::new(TlsSocket::new(now, opts.socket.clone(), sess)));
+            }
+            Err(e) => {
+                let err = Error::Tls(e.to_string());
+                sm.handle_connect_error(err.clone());
+                let (_, h) = handlers.load();
+                let mut data = data;
+                deliver(&*h, None, &mut sm, &mut data, None);
+                return Err(err);
+            }
+        }
+    }
     sm.set_timeout(now, opts.timeout);
     let mut data = data;
     let stream = match connect_any(&opts).await {
@@ -524,7 +561,7 @@ fn deliver<H: Handler>(
 /// Writes what the machine offers; returns `true` if the kernel would block.
 fn flush(stream: &Async<StdStream>, sm: &mut Machine, now: Instant) -> bool {
     loop {
-        match sm.poll_transmit() {
+        match sm.poll_transmit(now) {
             Transmit::Idle => return false,
             Transmit::Bytes(b) => match stream.get_ref().write(b) {
                 Ok(n) => sm.handle_sent(now, n),
@@ -583,16 +620,16 @@ async fn drive<H: Handler>(
                         Ok(())
                     }
                     Ok(n) => {
-                        if sm.handle_input(now, &buf[..n]).is_ok() {
+                        sm.handle_input_with(now, &mut buf, n, |sm, bytes| {
                             let mut s = Socket {
                                 stream: Some(&stream),
-                                sm: &mut sm,
+                                sm,
                                 data: &mut data,
                                 now,
                                 peer,
                             };
-                            h.data(&mut s, &buf[..n]);
-                        }
+                            h.data(&mut s, bytes);
+                        });
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -607,6 +644,22 @@ async fn drive<H: Handler>(
         }
         let mut blocked;
         loop {
+            if sm.wants_plaintext() {
+                // Plaintext the TLS layer held while reading was paused.
+                READ_BUFFER.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    sm.deliver_plaintext(now, &mut buf, |sm, bytes| {
+                        let mut s = Socket {
+                            stream: Some(&stream),
+                            sm,
+                            data: &mut data,
+                            now,
+                            peer,
+                        };
+                        h.data(&mut s, bytes);
+                    });
+                });
+            }
             if deliver(&*h, Some(&stream), &mut sm, &mut data, peer) {
                 if sm.reset_on_close() {
                     let _ =
@@ -615,7 +668,7 @@ async fn drive<H: Handler>(
                 return;
             }
             blocked = flush(&stream, &mut sm, now);
-            if !sm.has_events() {
+            if !sm.has_events() && !sm.plaintext_due() {
                 break;
             }
         }

@@ -1,0 +1,255 @@
+//! TLS on both drivers over loopback: a rustls client (the reference
+//! implementation's own blocking stream) against each driver's TLS server, and
+//! each driver's TLS client against the other's server.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netkit_socket::Error;
+use netkit_tests::servers::{Behavior, Driver, TestServer};
+use netkit_tls::rustls::{ClientConnection, StreamOwned};
+
+use netkit_tls::{ClientConfig, ClientOptions, Pem, ServerOptions};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Setup {
+    server: netkit_tls::ServerConfig,
+    client: ClientConfig,
+}
+
+fn setup() -> Setup {
+    let id = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = Pem::new("cert.pem", id.cert.pem());
+    let key = Pem::new("key.pem", id.signing_key.serialize_pem());
+    Setup {
+        server: netkit_tls::server_config(&ServerOptions::new(cert.clone(), key)).unwrap(),
+        client: netkit_tls::client_config(&ClientOptions {
+            ca: Some(cert),
+            ..ClientOptions::default()
+        })
+        .unwrap(),
+    }
+}
+
+fn tls_server(d: Driver, s: &Setup, high_water: Option<usize>) -> TestServer {
+    TestServer::start(
+        d,
+        Behavior {
+            tls: Some(s.server.clone()),
+            high_water,
+            ..Behavior::default()
+        },
+    )
+}
+
+fn rustls_client(srv: &TestServer, s: &Setup) -> StreamOwned<ClientConnection, TcpStream> {
+    let tcp = TcpStream::connect(srv.addr()).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    let conn =
+        ClientConnection::new(s.client.rustls().clone(), "localhost".try_into().unwrap()).unwrap();
+    StreamOwned::new(conn, tcp)
+}
+
+fn echo_and_clean_close(d: Driver) {
+    let s = setup();
+    let srv = tls_server(d, &s, None);
+    let mut c = rustls_client(&srv, &s);
+    c.write_all(b"over tls").unwrap();
+    let mut buf = [0u8; 8];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"over tls");
+    // close_notify + FIN: the server ends too, with its own close_notify.
+    c.conn.send_close_notify();
+    c.flush().unwrap();
+    c.sock.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest)
+        .expect("clean EOF (close_notify from the server)");
+    assert!(rest.is_empty());
+    assert!(srv.wait(LIMIT, |s| s.live() == 0));
+    assert_eq!(srv.events_of(1), ["open", "end", "close"]);
+}
+
+/// 16 MiB through TLS while the client reads nothing until half is sent: the
+/// server stalls with a bounded amount held, then everything arrives in order.
+/// The client pumps a `TlsSession` over a non-blocking socket, reading and
+/// writing independently (a `complete_io`-style client deadlocks here).
+fn backpressure(d: Driver) {
+    const TOTAL: usize = 16 * 1024 * 1024;
+    let s = setup();
+    let srv = tls_server(d, &s, Some(256 * 1024));
+    let mut tcp = TcpStream::connect(srv.addr()).unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let mut tls = netkit_tls::TlsSession::client(&s.client, "localhost").unwrap();
+    let (mut sent, mut got) = (0usize, 0usize);
+    let mut out: Vec<u8> = Vec::new();
+    let mut inbuf = vec![0u8; 64 * 1024];
+    let mut pending_in: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while got < TOTAL {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stalled at {got}/{TOTAL} (sent {sent})"
+        );
+        let mut progress = false;
+        if sent < TOTAL && out.len() < 256 * 1024 {
+            for (i, b) in chunk.iter_mut().enumerate() {
+                *b = ((sent + i) % 251) as u8;
+            }
+            let n = tls.write(&chunk[..chunk.len().min(TOTAL - sent)]).unwrap();
+            sent += n;
+            progress |= n > 0;
+        }
+        tls.poll_transmit(&mut out);
+        if !out.is_empty() {
+            match tcp.write(&out) {
+                Ok(n) => {
+                    out.drain(..n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        if sent >= TOTAL / 2 || tls.is_handshaking() {
+            if pending_in.is_empty() {
+                match tcp.read(&mut inbuf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        pending_in.extend_from_slice(&inbuf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            if !pending_in.is_empty() {
+                let n = tls.handle_input(&pending_in).unwrap();
+                pending_in.drain(..n);
+            }
+            while let Some(n) = tls.read_plaintext_with(|b| {
+                for (i, x) in b.iter().enumerate() {
+                    assert_eq!(*x, ((got + i) % 251) as u8, "byte {}", got + i);
+                }
+                b.len()
+            }) {
+                got += n;
+                progress = true;
+            }
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    assert_eq!(got, TOTAL);
+    assert!(
+        srv.max_held() <= 256 * 1024 + 64 * 1024,
+        "held {}",
+        srv.max_held()
+    );
+}
+
+fn garbage_is_a_connect_error_and_the_server_goes_on(d: Driver) {
+    let s = setup();
+    let srv = tls_server(d, &s, None);
+    let mut g = TcpStream::connect(srv.addr()).unwrap();
+    g.set_read_timeout(Some(LIMIT)).unwrap();
+    g.write_all(b"definitely not a ClientHello\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = g.read_to_end(&mut rest);
+    assert!(srv.wait(LIMIT, |s| {
+        s.events().iter().any(|(_, e)| e == "connect_error:ERR_TLS")
+    }));
+    assert!(
+        !srv.events().iter().any(|(_, e)| e == "open"),
+        "no open without a handshake"
+    );
+    let mut c = rustls_client(&srv, &s);
+    c.write_all(b"ok").unwrap();
+    let mut buf = [0u8; 2];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ok");
+}
+
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod blocking {
+            $(#[test] fn $name() { super::$name(super::Driver::Blocking) })*
+        }
+        mod smol {
+            $(#[test] fn $name() { super::$name(super::Driver::Smol) })*
+        }
+    };
+}
+
+both_drivers!(
+    echo_and_clean_close,
+    backpressure,
+    garbage_is_a_connect_error_and_the_server_goes_on
+);
+
+struct SmolTlsClient(Arc<Mutex<Vec<String>>>);
+
+impl netkit_smol::Handler for SmolTlsClient {
+    type Data = ();
+    fn open(&self, s: &mut netkit_smol::Socket<'_, ()>) {
+        self.0.lock().unwrap().push("open".into());
+        let _ = s.write(b"from smol");
+        s.end();
+    }
+    fn data(&self, _s: &mut netkit_smol::Socket<'_, ()>, b: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("data:{}", String::from_utf8_lossy(b)));
+    }
+    fn close(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: Option<&Error>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("close:{}", e.is_some()));
+    }
+    fn connect_error(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: &Error) {
+        self.0.lock().unwrap().push(format!("connect_error:{e}"));
+    }
+}
+
+#[test]
+fn smol_tls_client_against_blocking_tls_server() {
+    let s = setup();
+    let srv = tls_server(Driver::Blocking, &s, None);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut opts = netkit_smol::ConnectOptions::new("localhost", srv.addr().port());
+    opts.tls = Some(netkit_smol::ClientTls {
+        config: s.client.clone(),
+        server_name: None,
+    });
+    ::smol::block_on(netkit_smol::connect(opts, SmolTlsClient(log.clone()), ())).unwrap();
+    let log = log.lock().unwrap();
+    let data: String = log.iter().filter_map(|e| e.strip_prefix("data:")).collect();
+    assert_eq!(data, "from smol");
+    assert_eq!(log.first().map(String::as_str), Some("open"));
+    assert_eq!(log.last().map(String::as_str), Some("close:false"));
+}
+
+#[test]
+fn smol_tls_client_refuses_an_unknown_issuer() {
+    let s = setup();
+    let other = setup(); // a different self-signed certificate
+    let srv = tls_server(Driver::Smol, &other, None);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut opts = netkit_smol::ConnectOptions::new("localhost", srv.addr().port());
+    opts.tls = Some(netkit_smol::ClientTls {
+        config: s.client.clone(),
+        server_name: None,
+    });
+    let _ = ::smol::block_on(netkit_smol::connect(opts, SmolTlsClient(log.clone()), ()));
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].contains("tls: invalid peer certificate"), "{log:?}");
+}
