@@ -30,13 +30,27 @@ pub struct Pki {
     pub expired: Identity,
     /// `localhost`, self-signed.
     pub self_signed: Identity,
-    dir: TempDir,
+    path: PathBuf,
+    _dir: Option<TempDir>,
 }
 
 impl Pki {
-    /// Makes the PKI.
+    /// Makes the PKI in a temporary directory, removed on drop.
     pub fn new() -> Self {
         let dir = TempDir::new("netkit-pki").expect("temp dir");
+        let path = dir.path().to_path_buf();
+        let mut pki = Self::make(&path);
+        pki._dir = Some(dir);
+        pki
+    }
+
+    /// Makes the PKI in `dir`, which is kept.
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).expect("create PKI dir");
+        Self::make(dir)
+    }
+
+    fn make(dir: &std::path::Path) -> Self {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -45,7 +59,7 @@ impl Pki {
         let ca =
             CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
         let write = |name: &str, text: String| {
-            let p = dir.path().join(name);
+            let p = dir.join(name);
             std::fs::write(&p, text).expect("write PEM");
             p
         };
@@ -86,13 +100,14 @@ impl Pki {
             other,
             expired,
             self_signed,
-            dir,
+            path: dir.to_path_buf(),
+            _dir: None,
         }
     }
 
     /// The directory holding the files.
     pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
+        &self.path
     }
 }
 
