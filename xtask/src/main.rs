@@ -4,7 +4,7 @@
 //!   every unit/property/integration/interop test and the fuzz-corpus replay, then a
 //!   short smoke run of each fuzz target when cargo-fuzz is available.
 //! - `interop`: only the tests that talk to real peers and the `netkit` binary.
-//! - `bench [tcp] [ARGS]`: the side-by-side benchmarks (release build).
+//! - `bench [tcp|tls] [ARGS]`: the side-by-side benchmarks (release build).
 //! - `fuzz [TARGET] [--seconds N]`: fuzz campaigns (all targets by default).
 //! - `demo`: a netkit echo server and clients talking on loopback.
 
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         "demo" => demo(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [--no-fuzz] | interop | bench [tcp] [ARGS] | fuzz [TARGET] [--seconds N] | demo>"
+                "usage: cargo xtask <test [--no-fuzz] | interop | bench [tcp|tls] [ARGS] | fuzz [TARGET] [--seconds N] | demo>"
             );
             return ExitCode::from(2);
         }
@@ -225,7 +225,24 @@ fn bench(args: &[String]) -> Result {
             c.current_dir(root()).args(rest);
             run(c, "bench tcp")
         }
-        other => Err(format!("unknown benchmark {other:?} (have: tcp)")),
+        "tls" => {
+            step(
+                "build benchmark binaries (release)",
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "netkit-bench",
+                    "--bin",
+                    "bench-tls-mem",
+                ],
+            )?;
+            let mut c = Command::new(root().join("target/release/bench-tls-mem"));
+            c.current_dir(root()).args(rest);
+            // The loopback part (tokio-rustls, Bun, openssl s_time) is still to come.
+            run(c, "bench tls (in memory)")
+        }
+        other => Err(format!("unknown benchmark {other:?} (have: tcp, tls)")),
     }
 }
 

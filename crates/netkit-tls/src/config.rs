@@ -189,6 +189,9 @@ pub struct ClientOptions {
     pub alpn: Vec<Vec<u8>>,
     /// A client certificate chain and key for mTLS.
     pub identity: Option<(Pem, Pem)>,
+    /// Resume sessions (TLS 1.3 tickets, 1.2 session IDs) with servers seen
+    /// before through this configuration: on by default.
+    pub session_resumption: bool,
     /// Where to log session secrets (`SSLKEYLOGFILE`); the driver supplies it.
     pub key_log: Option<Arc<dyn KeyLog>>,
     /// The wall clock for certificate validity; rustls's system clock when `None`.
@@ -213,6 +216,7 @@ impl Default for ClientOptions {
             reject_unauthorized: true,
             alpn: Vec::new(),
             identity: None,
+            session_resumption: true,
             key_log: None,
             time: None,
         }
@@ -228,6 +232,8 @@ pub struct ClientConfig {
     /// `authorized`.
     pub(crate) verifier: Arc<WebPkiServerVerifier>,
     pub(crate) time: Arc<dyn TimeProvider>,
+    /// rustls itself verified the chain: a finished handshake means authorized.
+    pub(crate) verified_in_handshake: bool,
 }
 
 /// A ready server configuration (share it across sessions).
@@ -236,6 +242,8 @@ pub struct ServerConfig {
     pub(crate) rustls: Arc<rustls::ServerConfig>,
     pub(crate) client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     pub(crate) time: Arc<dyn TimeProvider>,
+    /// rustls itself verified client certificates (mandatory mTLS).
+    pub(crate) verified_in_handshake: bool,
 }
 
 impl ClientConfig {
@@ -305,6 +313,9 @@ pub fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error> {
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = opts.alpn.clone();
+    if !opts.session_resumption {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     if let Some(k) = &opts.key_log {
         config.key_log = k.clone();
     }
@@ -312,6 +323,7 @@ pub fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error> {
         rustls: Arc::new(config),
         verifier,
         time,
+        verified_in_handshake: opts.reject_unauthorized,
     })
 }
 
@@ -354,6 +366,7 @@ pub fn server_config(opts: &ServerOptions) -> Result<ServerConfig, Error> {
         rustls: Arc::new(config),
         client_verifier,
         time,
+        verified_in_handshake: opts.request_cert && opts.reject_unauthorized,
     })
 }
 

@@ -14,6 +14,10 @@ use rustls_pki_types::{ServerName, UnixTime};
 use crate::Error;
 use crate::config::{ClientConfig, ServerConfig, server_name};
 
+/// Decrypted plaintext held before `handle_input` stops taking ciphertext and
+/// lets the caller read (rustls itself refuses input past its 64 KiB limit).
+const PLAINTEXT_AHEAD: usize = 32 * 1024;
+
 /// Something the application should hear about.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -62,6 +66,8 @@ pub struct TlsSession {
     closed: bool,
     verify: Verify,
     time: Arc<dyn TimeProvider>,
+    /// rustls verified the peer during the handshake: no second verification.
+    verified_in_handshake: bool,
     authorization: Option<Authorization>,
 }
 
@@ -88,6 +94,7 @@ impl TlsSession {
                 name,
             },
             config.time.clone(),
+            config.verified_in_handshake,
         ))
     }
 
@@ -98,10 +105,16 @@ impl TlsSession {
             conn.into(),
             Verify::Client(config.client_verifier.clone()),
             config.time.clone(),
+            config.verified_in_handshake,
         ))
     }
 
-    fn new(conn: Connection, verify: Verify, time: Arc<dyn TimeProvider>) -> Self {
+    fn new(
+        conn: Connection,
+        verify: Verify,
+        time: Arc<dyn TimeProvider>,
+        verified_in_handshake: bool,
+    ) -> Self {
         Self {
             conn,
             events: VecDeque::new(),
@@ -110,6 +123,7 @@ impl TlsSession {
             closed: false,
             verify,
             time,
+            verified_in_handshake,
             authorization: None,
         }
     }
@@ -137,12 +151,17 @@ impl TlsSession {
             if n == 0 {
                 break;
             }
-            self.process()?;
+            if self.process()? >= PLAINTEXT_AHEAD {
+                // Let the caller read before decrypting more: fewer, larger
+                // buffers held, and no trip into rustls's "buffer full" error path.
+                break;
+            }
         }
         Ok(bytes.len() - rest.len())
     }
 
-    fn process(&mut self) -> Result<(), Error> {
+    /// Processes what was read; returns the plaintext bytes waiting to be read.
+    fn process(&mut self) -> Result<usize, Error> {
         let state = self.conn.process_new_packets()?;
         if !self.handshake_reported && !self.conn.is_handshaking() {
             self.handshake_reported = true;
@@ -153,7 +172,7 @@ impl TlsSession {
             self.peer_closed = true;
             self.events.push_back(TlsEvent::PeerClosed);
         }
-        Ok(())
+        Ok(state.plaintext_bytes_to_read())
     }
 
     /// Runs the real verifier on the peer's chain, so that a session with
@@ -165,6 +184,9 @@ impl TlsSession {
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Authorization::NoCertificate;
         };
+        if self.verified_in_handshake {
+            return Authorization::Authorized;
+        }
         let now = self
             .time
             .current_time()

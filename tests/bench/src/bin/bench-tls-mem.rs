@@ -1,0 +1,208 @@
+//! In-memory TLS benchmark (no sockets): full handshakes/s (ECDSA P-256 server
+//! certificate) and bulk MB/s both ways, through netkit-tls's `TlsSession` against
+//! a plain rustls loop written the obvious way. Candidates alternate round by
+//! round; medians and ratios are printed. Target: netkit-tls >= 0.95x rustls.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use netkit_tls::rustls::{ClientConnection, ServerConnection};
+use netkit_tls::{ClientConfig, ClientOptions, Pem, ServerConfig, ServerOptions, TlsSession};
+
+struct Cfg {
+    client: ClientConfig,
+    server: ServerConfig,
+}
+
+fn cfg() -> Cfg {
+    let id = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert = Pem::new("cert.pem", id.cert.pem());
+    let key = Pem::new("key.pem", id.signing_key.serialize_pem());
+    let server = netkit_tls::server_config(&ServerOptions::new(cert.clone(), key)).expect("server");
+    // Full handshakes: no resumption.
+    let client = netkit_tls::client_config(&ClientOptions {
+        ca: Some(cert),
+        session_resumption: false,
+        ..ClientOptions::default()
+    })
+    .expect("client");
+    Cfg { client, server }
+}
+
+// ---- netkit-tls ----
+
+fn nk_pair(c: &Cfg) -> (TlsSession, TlsSession) {
+    let mut cl = TlsSession::client(&c.client, "localhost").unwrap();
+    let mut sv = TlsSession::server(&c.server).unwrap();
+    let mut buf = Vec::new();
+    while cl.is_handshaking() || sv.is_handshaking() {
+        buf.clear();
+        cl.poll_transmit(&mut buf);
+        sv.handle_input(&buf).unwrap();
+        buf.clear();
+        sv.poll_transmit(&mut buf);
+        cl.handle_input(&buf).unwrap();
+    }
+    (cl, sv)
+}
+
+fn nk_bulk(a: &mut TlsSession, b: &mut TlsSession, total: usize) {
+    let chunk = vec![0x5au8; 16 * 1024];
+    let mut wire = Vec::with_capacity(64 * 1024);
+    let mut got = 0;
+    let mut sink = vec![0u8; 64 * 1024];
+    while got < total {
+        a.write(&chunk).unwrap();
+        wire.clear();
+        a.poll_transmit(&mut wire);
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let n = b.handle_input(rest).unwrap();
+            rest = &rest[n..];
+            loop {
+                let m = b.read_plaintext(&mut sink);
+                if m == 0 {
+                    break;
+                }
+                got += m;
+            }
+        }
+    }
+}
+
+// ---- plain rustls, the obvious loop ----
+
+fn rl_pair(c: &Cfg) -> (ClientConnection, ServerConnection) {
+    let mut cl =
+        ClientConnection::new(c.client.rustls().clone(), "localhost".try_into().unwrap()).unwrap();
+    let mut sv = ServerConnection::new(c.server.rustls().clone()).unwrap();
+    let mut buf = Vec::new();
+    while cl.is_handshaking() || sv.is_handshaking() {
+        buf.clear();
+        while cl.wants_write() {
+            cl.write_tls(&mut buf).unwrap();
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            sv.read_tls(&mut rd).unwrap();
+            sv.process_new_packets().unwrap();
+        }
+        buf.clear();
+        while sv.wants_write() {
+            sv.write_tls(&mut buf).unwrap();
+        }
+        let mut rd = &buf[..];
+        while !rd.is_empty() {
+            cl.read_tls(&mut rd).unwrap();
+            cl.process_new_packets().unwrap();
+        }
+    }
+    (cl, sv)
+}
+
+fn rl_bulk<A, B, DA, DB>(a: &mut A, b: &mut B, total: usize)
+where
+    A: std::ops::DerefMut<Target = netkit_tls::rustls::ConnectionCommon<DA>>,
+    B: std::ops::DerefMut<Target = netkit_tls::rustls::ConnectionCommon<DB>>,
+{
+    let chunk = vec![0x5au8; 16 * 1024];
+    let mut wire = Vec::with_capacity(64 * 1024);
+    let mut got = 0;
+    let mut sink = vec![0u8; 64 * 1024];
+    while got < total {
+        a.writer().write_all(&chunk).unwrap();
+        wire.clear();
+        while a.wants_write() {
+            a.write_tls(&mut wire).unwrap();
+        }
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            b.read_tls(&mut rd).unwrap();
+            b.process_new_packets().unwrap();
+            loop {
+                match b.reader().read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(m) => got += m,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<F: FnMut()>(mut f: F) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = if quick { 1 } else { 5 };
+    let hs_n = if quick { 200 } else { 2000 };
+    let bulk = if quick { 64 << 20 } else { 512 << 20 };
+    let c = cfg();
+    let (mut nk_hs, mut rl_hs, mut nk_up, mut rl_up, mut nk_down, mut rl_down) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        // Alternate which candidate goes first.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for who in order {
+            if who == 0 {
+                let d = time(|| {
+                    for _ in 0..hs_n {
+                        std::hint::black_box(nk_pair(&c));
+                    }
+                });
+                nk_hs.push(hs_n as f64 / d.as_secs_f64());
+                let (mut cl, mut sv) = nk_pair(&c);
+                let d = time(|| nk_bulk(&mut cl, &mut sv, bulk));
+                nk_up.push(bulk as f64 / d.as_secs_f64() / 1e6);
+                let d = time(|| nk_bulk(&mut sv, &mut cl, bulk));
+                nk_down.push(bulk as f64 / d.as_secs_f64() / 1e6);
+            } else {
+                let d = time(|| {
+                    for _ in 0..hs_n {
+                        std::hint::black_box(rl_pair(&c));
+                    }
+                });
+                rl_hs.push(hs_n as f64 / d.as_secs_f64());
+                let (mut cl, mut sv) = rl_pair(&c);
+                let d = time(|| rl_bulk(&mut cl, &mut sv, bulk));
+                rl_up.push(bulk as f64 / d.as_secs_f64() / 1e6);
+                let d = time(|| rl_bulk(&mut sv, &mut cl, bulk));
+                rl_down.push(bulk as f64 / d.as_secs_f64() / 1e6);
+            }
+        }
+        eprintln!("bench-tls-mem: round {}/{rounds} done", round + 1);
+    }
+    let rows = [
+        (
+            "full handshakes/s (ECDSA P-256)",
+            median(nk_hs),
+            median(rl_hs),
+        ),
+        ("bulk client->server MB/s", median(nk_up), median(rl_up)),
+        ("bulk server->client MB/s", median(nk_down), median(rl_down)),
+    ];
+    println!("== TLS in memory ({rounds} round(s), median; one core) ==");
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "measure", "netkit-tls", "rustls loop", "ratio"
+    );
+    let mut all_ok = true;
+    for (name, nk, rl) in rows {
+        let ratio = nk / rl;
+        all_ok &= ratio >= 0.95;
+        println!("{name:<34} {nk:>12.0} {rl:>12.0} {ratio:>7.3}x");
+    }
+    println!(
+        "{}  netkit-tls >= 0.95x a plain rustls loop on every row",
+        if all_ok { "PASS" } else { "MISS" }
+    );
+}
