@@ -187,6 +187,42 @@ impl Machine {
     delegate!(/// See [`Socket::bytes_written`].
         fn bytes_written(&self) -> u64);
 
+    /// The application's `write`, with write-through: a large write made while
+    /// nothing is buffered goes to `send` (the kernel) directly, with no copy; the
+    /// rest is buffered as [`write`](Self::write) does. Returns the count accepted
+    /// (fewer than `bytes.len()` is backpressure). A `send` error other than
+    /// `WouldBlock`/`Interrupted` fails the socket and is returned.
+    pub fn write_through(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        send: impl FnOnce(&[u8]) -> std::io::Result<usize>,
+    ) -> Result<usize, Error> {
+        let mut sent = 0;
+        if self.can_write_through(bytes.len()) {
+            match send(bytes) {
+                Ok(n) => {
+                    self.handle_sent_direct(now, n);
+                    sent = n;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    let err = Error::from_io(&e, "write");
+                    self.handle_error(err.clone());
+                    return Err(err);
+                }
+            }
+        }
+        if sent == bytes.len() {
+            return Ok(sent);
+        }
+        Ok(sent + self.write(now, &bytes[sent..])?)
+    }
+
     /// Records a write the driver put straight on the wire (plain TCP only).
     pub fn handle_sent_direct(&mut self, now: Instant, n: usize) {
         if let Self::Plain(s) = self {

@@ -1,8 +1,8 @@
 //! The socket handle given to handlers.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use std::{fmt, io};
 
 use netkit_tls::Machine;
 use socket2::Socket as RawSocket;
@@ -35,27 +35,8 @@ impl<D> Socket<'_, D> {
     /// backpressure: keep the rest and write it after `drain`. `Err` is Bun's `-1`
     /// (the socket is ended or closed).
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let mut sent = 0;
-        if self.sm.can_write_through(bytes.len()) {
-            // Large write, nothing queued: straight to the kernel, no copy.
-            match self.sock.send(bytes) {
-                Ok(n) => {
-                    self.sm.handle_sent_direct(self.now, n);
-                    sent = n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let err = Error::from_io(&e, "write");
-                    self.sm.handle_error(err.clone());
-                    return Err(err);
-                }
-            }
-        }
-        if sent == bytes.len() {
-            return Ok(sent);
-        }
-        Ok(sent + self.sm.write(self.now, &bytes[sent..])?)
+        let sock = self.sock;
+        self.sm.write_through(self.now, bytes, |b| sock.send(b))
     }
 
     /// Ends the sending side once buffered bytes are flushed (FIN). The socket closes

@@ -132,33 +132,12 @@ impl<D> Socket<'_, D> {
     /// Queues bytes and returns how many were accepted; fewer is backpressure
     /// (write the rest after `drain`). `Err` is Bun's `-1`.
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let mut sent = 0;
-        if let Some(stream) = self
-            .stream
-            .filter(|_| self.sm.can_write_through(bytes.len()))
-        {
-            // Large write, nothing queued: straight to the kernel, no copy.
-            match stream.get_ref().write(bytes) {
-                Ok(n) => {
-                    self.sm.handle_sent_direct(self.now, n);
-                    sent = n;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    let err = Error::from_io(&e, "write");
-                    self.sm.handle_error(err.clone());
-                    return Err(err);
-                }
-            }
+        match self.stream {
+            Some(stream) => self
+                .sm
+                .write_through(self.now, bytes, |b| stream.get_ref().write(b)),
+            None => self.sm.write(self.now, bytes),
         }
-        if sent == bytes.len() {
-            return Ok(sent);
-        }
-        Ok(sent + self.sm.write(self.now, &bytes[sent..])?)
     }
     /// Ends the sending side once flushed.
     pub fn end(&mut self) {
