@@ -150,20 +150,15 @@ fn sans_io_check() -> Result {
     let mut files = Vec::new();
     collect_rs(&root().join("crates"), &mut files);
     for f in files {
-        // Test modules (`tests.rs`, `*_tests.rs`) are compiled only under cfg(test).
-        if f.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
-        {
-            continue;
-        }
         let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
         for (i, line) in text.lines().enumerate() {
             let l = line.trim_start();
-            if l.starts_with("#[cfg(test)]") {
-                break; // the rest of the file is tests
-            }
             if l.starts_with("//") {
+                continue;
+            }
+            // Tests too: the one allowed clock read is a test's fake-clock origin
+            // (an `Instant` cannot be made otherwise), marked as such.
+            if l.contains("// sans-io: test clock origin") {
                 continue;
             }
             for pat in FORBIDDEN {

@@ -1,8 +1,14 @@
+use std::sync::OnceLock;
+
 use super::*;
 use proptest::prelude::*;
 
+/// The tests' fake clock origin. It is the only clock read in these tests
+/// (an `Instant` cannot be made otherwise); every other instant is this origin
+/// plus a duration the test chooses, so nothing depends on real time passing.
 fn t0() -> Instant {
-    Instant::now()
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now) // sans-io: test clock origin
 }
 
 fn events(s: &mut Socket) -> Vec<Event> {
@@ -353,8 +359,7 @@ proptest! {
         connecting in any::<bool>(),
     ) {
         let low = (high - 1) * low_frac / 100;
-        let start = Instant::now();
-        let mut now = start;
+        let mut now = t0();
         let mut s = if connecting {
             let mut s = Socket::connecting(now, small(high, low));
             s.handle_connected(now);
@@ -444,7 +449,7 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 0..2000),
         cuts in proptest::collection::vec(0usize..2000, 0..20),
     ) {
-        let now = Instant::now();
+        let now = t0();
         let mut s = Socket::accepted(now, Config::default());
         let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
         cuts.sort_unstable();

@@ -1,5 +1,6 @@
 //! `TlsSocket` pairs in memory: Bun's socket semantics over TLS.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use netkit_socket::{Config, Event, Transmit};
@@ -7,11 +8,20 @@ use proptest::prelude::*;
 
 use crate::{ClientOptions, Pem, ServerOptions, TlsSession, TlsSocket};
 
+/// The tests' fake clock origin: the only clock read here (an `Instant` cannot
+/// be made otherwise). No test advances time; certificate validity uses the
+/// fixed wall clock of `tests::FixedTime`.
+fn t0() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now) // sans-io: test clock origin
+}
+
 fn pair(alpn_mismatch: bool) -> (TlsSocket, TlsSocket) {
     let id = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert = Pem::new("cert.pem", id.cert.pem());
     let key = Pem::new("key.pem", id.signing_key.serialize_pem());
     let mut so = ServerOptions::new(cert.clone(), key);
+    so.time = Some(Arc::new(crate::tests::FixedTime(crate::tests::Y2030)));
     if alpn_mismatch {
         so.alpn = vec![b"h2".to_vec()];
     }
@@ -23,10 +33,11 @@ fn pair(alpn_mismatch: bool) -> (TlsSocket, TlsSocket) {
         } else {
             vec![]
         },
+        time: Some(Arc::new(crate::tests::FixedTime(crate::tests::Y2030))),
         ..ClientOptions::default()
     })
     .unwrap();
-    let now = Instant::now();
+    let now = t0();
     let config = Config::default();
     let mut c = TlsSocket::new(
         now,
@@ -57,7 +68,7 @@ fn step(
     chunk: usize,
     buf: &mut [u8],
 ) -> bool {
-    let now = Instant::now();
+    let now = t0();
     let mut progress = false;
     loop {
         match a.poll_transmit(now) {
@@ -111,7 +122,7 @@ fn run(c: &mut TlsSocket, s: &mut TlsSocket, cs: &mut Seen, ss: &mut Seen, chunk
 
 #[test]
 fn open_after_handshake_then_echo_and_clean_close() {
-    let now = Instant::now();
+    let now = t0();
     let (mut c, mut s) = pair(false);
     let (mut cs, mut ss) = (Seen::default(), Seen::default());
     // Writes before the handshake are held, then sent.
@@ -133,7 +144,7 @@ fn open_after_handshake_then_echo_and_clean_close() {
 
 #[test]
 fn truncation_is_an_error_then_close() {
-    let now = Instant::now();
+    let now = t0();
     let (mut c, mut s) = pair(false);
     let (mut cs, mut ss) = (Seen::default(), Seen::default());
     run(&mut c, &mut s, &mut cs, &mut ss, usize::MAX);
@@ -165,7 +176,7 @@ fn handshake_failure_is_a_connect_error_on_both_sides() {
 
 #[test]
 fn garbage_from_a_client_fails_only_that_socket() {
-    let now = Instant::now();
+    let now = t0();
     let (_, mut s) = pair(false);
     s.handle_input(now, b"\x00\x01garbage that is not TLS at all\r\n");
     let evs: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
@@ -174,7 +185,7 @@ fn garbage_from_a_client_fails_only_that_socket() {
 
 #[test]
 fn paused_reading_holds_back_ciphertext() {
-    let now = Instant::now();
+    let now = t0();
     let (mut c, mut s) = pair(false);
     let (mut cs, mut ss) = (Seen::default(), Seen::default());
     run(&mut c, &mut s, &mut cs, &mut ss, usize::MAX);
@@ -216,7 +227,7 @@ proptest! {
     /// plaintext, in order, both ways.
     #[test]
     fn any_split_same_plaintext(chunk in 1usize..2000, sizes in proptest::collection::vec(0usize..5000, 1..8)) {
-        let now = Instant::now();
+        let now = t0();
         let (mut c, mut s) = pair(false);
         let (mut cs, mut ss) = (Seen::default(), Seen::default());
         let mut want = Vec::new();

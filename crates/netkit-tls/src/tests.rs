@@ -12,7 +12,7 @@ use super::*;
 
 /// A fixed wall clock: 2030-01-01.
 #[derive(Debug)]
-struct FixedTime(u64);
+pub(crate) struct FixedTime(pub(crate) u64);
 
 impl TimeProvider for FixedTime {
     fn current_time(&self) -> Option<UnixTime> {
@@ -20,7 +20,7 @@ impl TimeProvider for FixedTime {
     }
 }
 
-const Y2030: u64 = 1_893_456_000;
+pub(crate) const Y2030: u64 = 1_893_456_000;
 
 fn clock() -> Option<Arc<dyn TimeProvider>> {
     Some(Arc::new(FixedTime(Y2030)))
