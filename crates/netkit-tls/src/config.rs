@@ -304,7 +304,9 @@ pub fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error> {
     } else {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServer { provider }))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServer {
+                signatures: Signatures(provider),
+            }))
     };
     let mut config = match &opts.identity {
         Some((cert, key)) => builder
@@ -350,7 +352,7 @@ pub fn server_config(opts: &ServerOptions) -> Result<ServerConfig, Error> {
             builder.with_client_cert_verifier(webpki)
         } else {
             builder.with_client_cert_verifier(Arc::new(AcceptAnyClient {
-                provider,
+                signatures: Signatures(provider),
                 hints: webpki.root_hint_subjects().to_vec(),
             }))
         }
@@ -384,7 +386,46 @@ pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
 /// signatures are still verified.
 #[derive(Debug)]
 struct AcceptAnyServer {
-    provider: Arc<CryptoProvider>,
+    signatures: Signatures,
+}
+
+/// Handshake-signature checks with the provider's algorithms: what the permissive
+/// verifiers still do.
+#[derive(Debug)]
+struct Signatures(Arc<CryptoProvider>);
+
+impl Signatures {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 impl ServerCertVerifier for AcceptAnyServer {
@@ -405,12 +446,7 @@ impl ServerCertVerifier for AcceptAnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -419,18 +455,11 @@ impl ServerCertVerifier for AcceptAnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
@@ -438,7 +467,7 @@ impl ServerCertVerifier for AcceptAnyServer {
 /// certificate, or none, is accepted; signatures are still verified.
 #[derive(Debug)]
 struct AcceptAnyClient {
-    provider: Arc<CryptoProvider>,
+    signatures: Signatures,
     hints: Vec<DistinguishedName>,
 }
 
@@ -466,12 +495,7 @@ impl ClientCertVerifier for AcceptAnyClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -480,17 +504,10 @@ impl ClientCertVerifier for AcceptAnyClient {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
