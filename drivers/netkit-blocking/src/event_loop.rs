@@ -830,13 +830,7 @@ impl<H: Handler> GroupImpl<H> {
                 let handler = &mut self.handler;
                 let (data, sock, peer) = (&mut conn.data, &conn.sock, conn.peer);
                 conn.sm.deliver_plaintext(cx.now, cx.buf, |sm, bytes| {
-                    let mut s = Socket {
-                        sm,
-                        data: &mut *data,
-                        sock,
-                        peer,
-                        now: cx.now,
-                    };
+                    let mut s = Socket::new(sm, &mut *data, sock, peer, cx.now);
                     handler.data(&mut s, bytes);
                 });
             }
@@ -904,13 +898,7 @@ impl<H: Handler> GroupImpl<H> {
                 let handler = &mut self.handler;
                 let (data, sock, peer) = (&mut conn.data, &conn.sock, conn.peer);
                 conn.sm.handle_input_with(cx.now, cx.buf, n, |sm, bytes| {
-                    let mut s = Socket {
-                        sm,
-                        data: &mut *data,
-                        sock,
-                        peer,
-                        now: cx.now,
-                    };
+                    let mut s = Socket::new(sm, &mut *data, sock, peer, cx.now);
                     handler.data(&mut s, bytes);
                 });
             }
@@ -927,13 +915,7 @@ impl<H: Handler> GroupImpl<H> {
 impl<D> Conn<D> {
     /// The handler-facing view of this connection.
     pub(crate) fn handle(&mut self, now: Instant) -> Socket<'_, D> {
-        Socket {
-            sm: &mut self.sm,
-            data: &mut self.data,
-            sock: &self.sock,
-            peer: self.peer,
-            now,
-        }
+        Socket::new(&mut self.sm, &mut self.data, &self.sock, self.peer, now)
     }
 
     fn target_hint_peer(&self) -> String {

@@ -108,86 +108,26 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-/// One connection, as seen from inside a [`Handler`] callback. I/O happens when the
-/// callback returns.
-pub struct Socket<'a, D> {
-    /// `None` only for a client whose connect failed.
-    stream: Option<&'a Async<StdStream>>,
-    sm: &'a mut Machine,
-    data: &'a mut D,
-    now: Instant,
-    peer: Option<SocketAddr>,
-}
+/// The driver's side of [`Socket`]: the connection's stream (`None` only for a
+/// client whose connect failed, which never writes).
+#[derive(Debug, Clone, Copy)]
+pub struct SmolIo<'a>(Option<&'a Async<StdStream>>);
 
-impl<D> fmt::Debug for Socket<'_, D> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket")
-            .field("remote_addr", &self.peer)
-            .field("state", &self.sm)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<D> Socket<'_, D> {
-    /// Queues bytes and returns how many were accepted; fewer is backpressure
-    /// (write the rest after `drain`). `Err` is Bun's `-1`.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        match self.stream {
-            Some(stream) => self
-                .sm
-                .write_through(self.now, bytes, |b| stream.get_ref().write(b)),
-            None => self.sm.write(self.now, bytes),
+impl netkit_sys::SocketIo for SmolIo<'_> {
+    fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self.0 {
+            Some(stream) => stream.get_ref().write(bytes),
+            None => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
-    /// Ends the sending side once flushed.
-    pub fn end(&mut self) {
-        let _ = self.sm.end(self.now);
-    }
-    /// Closes now, dropping unsent bytes.
-    pub fn close(&mut self) {
-        self.sm.close();
-    }
-    /// Closes now with a reset.
-    pub fn terminate(&mut self) {
-        self.sm.terminate();
-    }
-    /// Stops reading (read backpressure).
-    pub fn pause(&mut self) {
-        self.sm.pause();
-    }
-    /// Reads again.
-    pub fn resume(&mut self) {
-        self.sm.resume();
-    }
-    /// Arms or disarms the idle timer.
-    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
-        self.sm.set_timeout(self.now, timeout);
-    }
-    /// The socket's user data.
-    pub fn data(&self) -> &D {
-        self.data
-    }
-    /// The socket's user data, mutably.
-    pub fn data_mut(&mut self) -> &mut D {
-        self.data
-    }
-    /// The peer's address.
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.peer
-    }
-    /// Bytes accepted and not yet taken by the kernel.
-    pub fn buffered(&self) -> usize {
-        self.sm.buffered()
-    }
-    /// Whether the socket is closed.
-    pub fn is_closed(&self) -> bool {
-        self.sm.is_closed()
-    }
-    /// The TLS session (ALPN, authorization, peer certificates), for TLS sockets.
-    pub fn tls(&self) -> Option<&TlsSession> {
-        self.sm.tls().map(|t| t.session())
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.0?.get_ref().local_addr().ok()
     }
 }
+
+/// One connection, as seen from inside a [`Handler`] callback (see
+/// [`netkit_sys::Socket`] for its methods). I/O happens when the callback returns.
+pub type Socket<'a, D> = netkit_sys::Socket<'a, D, SmolIo<'a>>;
 
 /// The current handler of a server, swappable by `reload` for live connections.
 struct HandlerCell<H> {
@@ -511,13 +451,7 @@ fn deliver<H: Handler>(
 ) -> bool {
     while let Some(ev) = sm.poll_event() {
         let now = Instant::now();
-        let mut s = Socket {
-            stream,
-            sm,
-            data,
-            now,
-            peer,
-        };
+        let mut s = Socket::new(sm, data, SmolIo(stream), peer, now);
         match ev {
             Event::Open => h.open(&mut s),
             Event::Drain => h.drain(&mut s),
@@ -600,13 +534,8 @@ async fn drive<H: Handler>(
                     }
                     Ok(n) => {
                         sm.handle_input_with(now, &mut buf, n, |sm, bytes| {
-                            let mut s = Socket {
-                                stream: Some(&stream),
-                                sm,
-                                data: &mut data,
-                                now,
-                                peer,
-                            };
+                            let mut s =
+                                Socket::new(sm, &mut data, SmolIo(Some(&stream)), peer, now);
                             h.data(&mut s, bytes);
                         });
                         Ok(())
@@ -628,13 +557,7 @@ async fn drive<H: Handler>(
                 READ_BUFFER.with(|buf| {
                     let mut buf = buf.borrow_mut();
                     sm.deliver_plaintext(now, &mut buf, |sm, bytes| {
-                        let mut s = Socket {
-                            stream: Some(&stream),
-                            sm,
-                            data: &mut data,
-                            now,
-                            peer,
-                        };
+                        let mut s = Socket::new(sm, &mut data, SmolIo(Some(&stream)), peer, now);
                         h.data(&mut s, bytes);
                     });
                 });

@@ -15,13 +15,16 @@
 //! ```
 
 pub mod resolve;
+mod socket;
+
+pub use socket::{Socket, SocketIo};
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use netkit_socket::{Config as SocketConfig, Error};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket as RawSocket, Type};
 
 /// Options for listening (Bun's `Bun.listen` options).
 #[derive(Debug, Clone)]
@@ -100,13 +103,13 @@ impl ConnectOptions {
 /// Binds a non-blocking, listening TCP socket for `opts` (`SO_REUSEADDR` always,
 /// `SO_REUSEPORT` on request). Errors read like node's:
 /// `EADDRINUSE: listen 127.0.0.1:8080`.
-pub fn bind_listener(opts: &ListenOptions) -> Result<Socket, Error> {
+pub fn bind_listener(opts: &ListenOptions) -> Result<RawSocket, Error> {
     let addrs = resolve::resolve(&opts.hostname, opts.port)?;
     let addr = addrs[0];
     let ctx = || format!("listen {addr}");
     let io = |e: io::Error| Error::from_io(&e, ctx());
     let sock =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
+        RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
     sock.set_reuse_address(true).map_err(io)?;
     if opts.reuse_port {
         sock.set_reuse_port(true).map_err(io)?;
@@ -119,10 +122,10 @@ pub fn bind_listener(opts: &ListenOptions) -> Result<Socket, Error> {
 
 /// Starts a non-blocking connect to `addr`; completion is signalled by writability
 /// (then check `take_error`). Errors read like node's: `ECONNREFUSED: connect 127.0.0.1:9`.
-pub fn start_connect(addr: SocketAddr) -> Result<Socket, Error> {
+pub fn start_connect(addr: SocketAddr) -> Result<RawSocket, Error> {
     let io = |e: io::Error| Error::from_io(&e, format!("connect {addr}"));
     let sock =
-        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
+        RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
     sock.set_nonblocking(true).map_err(io)?;
     match sock.connect(&SockAddr::from(addr)) {
         Ok(()) => Ok(sock),

@@ -1,0 +1,157 @@
+//! The socket handle both drivers give their handlers: Bun's socket methods over
+//! the connection's [`Machine`], with the driver's socket behind [`SocketIo`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use netkit_tls::Machine;
+
+use crate::Error;
+
+/// What the handle needs from a driver's socket: a non-blocking send (for
+/// write-through) and the local address.
+pub trait SocketIo {
+    /// Sends without blocking; `WouldBlock` when the kernel takes nothing.
+    fn send(&self, bytes: &[u8]) -> std::io::Result<usize>;
+    /// The socket's local address.
+    fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+impl SocketIo for &socket2::Socket {
+    fn send(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        socket2::Socket::send(self, bytes)
+    }
+    fn local_addr(&self) -> Option<SocketAddr> {
+        socket2::Socket::local_addr(self).ok()?.as_socket()
+    }
+}
+
+/// One connection, as seen from inside a handler callback.
+///
+/// Methods act on the connection's state machine (plain or TLS); the driver
+/// performs the I/O when the callback returns. Byte counts are plaintext.
+pub struct Socket<'a, D, I> {
+    sm: &'a mut Machine,
+    data: &'a mut D,
+    io: I,
+    peer: Option<SocketAddr>,
+    now: Instant,
+}
+
+impl<D, I> fmt::Debug for Socket<'_, D, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("remote_addr", &self.peer)
+            .field("state", &self.sm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, D, I: SocketIo> Socket<'a, D, I> {
+    /// The handle a driver builds for one callback.
+    pub fn new(
+        sm: &'a mut Machine,
+        data: &'a mut D,
+        io: I,
+        peer: Option<SocketAddr>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            sm,
+            data,
+            io,
+            peer,
+            now,
+        }
+    }
+
+    /// Queues bytes and returns how many were accepted; fewer than `bytes.len()` is
+    /// backpressure: keep the rest and write it after `drain`. `Err` is Bun's `-1`
+    /// (the socket is ended or closed).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+        let io = &self.io;
+        self.sm.write_through(self.now, bytes, |b| io.send(b))
+    }
+
+    /// Ends the sending side once buffered bytes are flushed (FIN). The socket closes
+    /// when the peer has ended too.
+    pub fn end(&mut self) {
+        let _ = self.sm.end(self.now);
+    }
+
+    /// Closes now, dropping unsent bytes. `close` is called on the handler.
+    pub fn close(&mut self) {
+        self.sm.close();
+    }
+
+    /// Closes now with a reset (RST).
+    pub fn terminate(&mut self) {
+        self.sm.terminate();
+    }
+
+    /// Stops reading from this socket (read backpressure).
+    pub fn pause(&mut self) {
+        self.sm.pause();
+    }
+
+    /// Reads again after [`pause`](Self::pause).
+    pub fn resume(&mut self) {
+        self.sm.resume();
+    }
+
+    /// Arms (`Some`) or disarms (`None`) the idle timer (Bun's `socket.timeout`).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.sm.set_timeout(self.now, timeout);
+    }
+
+    /// The socket's user data.
+    pub fn data(&self) -> &D {
+        self.data
+    }
+
+    /// The socket's user data, mutably.
+    pub fn data_mut(&mut self) -> &mut D {
+        self.data
+    }
+
+    /// The peer's address, once known.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// Bytes accepted by `write` and not yet taken by the kernel.
+    pub fn buffered(&self) -> usize {
+        self.sm.buffered()
+    }
+
+    /// Whether the socket is closed.
+    pub fn is_closed(&self) -> bool {
+        self.sm.is_closed()
+    }
+
+    /// Whether this side has ended (or will, once flushed).
+    pub fn is_ending(&self) -> bool {
+        self.sm.is_ending()
+    }
+
+    /// Total bytes the kernel took from this socket.
+    pub fn bytes_written(&self) -> u64 {
+        self.sm.bytes_written()
+    }
+
+    /// The TLS session (ALPN, authorization, peer certificates), for TLS sockets.
+    pub fn tls(&self) -> Option<&netkit_tls::TlsSession> {
+        self.sm.tls().map(|t| t.session())
+    }
+
+    /// The loop's current time (taken once per loop turn).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+}
