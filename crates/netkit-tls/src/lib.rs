@@ -7,9 +7,9 @@
 //! `reject_unauthorized`, `request_cert`, ALPN. The drivers (TCP sockets, proxy
 //! tunnels, the HTTP client) all reuse it.
 //!
-//! It wraps rustls 0.23's buffered `Connection`, which is already sans-IO
-//! (`read_tls` from a slice, `write_tls` into a `Vec`); see ARCHITECTURE.md for
-//! why the buffered API was chosen over the unbuffered one.
+//! It wraps rustls 0.23's unbuffered connections, with the session owning its
+//! buffers and freeing them when empty; see ARCHITECTURE.md for why the
+//! unbuffered API was chosen over the buffered one.
 //!
 //! # Examples
 //!
@@ -48,6 +48,7 @@
 
 mod config;
 mod error;
+mod hello;
 mod machine;
 mod session;
 mod socket;

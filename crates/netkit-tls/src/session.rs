@@ -1,22 +1,43 @@
 //! One TLS session as a byte pump: TLS records in, plaintext out; plaintext in,
 //! records out.
+//!
+//! Built on rustls's unbuffered API: the session owns its buffers (ciphertext
+//! received, TLS bytes to send) and frees them once they are empty, so an idle
+//! session holds rustls's connection state and nothing else. A record is
+//! decrypted only when the reader is ready for it, one record ahead at most.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Read, Write};
 use std::sync::Arc;
 
+use rustls::client::UnbufferedClientConnection;
 use rustls::client::danger::ServerCertVerifier;
+use rustls::server::UnbufferedServerConnection;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::time_provider::TimeProvider;
-use rustls::{ClientConnection, Connection, ServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{CommonState, HandshakeKind};
 use rustls_pki_types::{ServerName, UnixTime};
 
 use crate::Error;
 use crate::config::{ClientConfig, ServerConfig, server_name};
+use crate::hello;
 
-/// Decrypted plaintext held before `handle_input` stops taking ciphertext and
-/// lets the caller read (rustls itself refuses input past its 64 KiB limit).
-const PLAINTEXT_AHEAD: usize = 32 * 1024;
+/// Ciphertext taken while a decrypted record waits for the reader; past it,
+/// [`TlsSession::handle_input`] takes nothing until the reader reads. While no
+/// record waits (rustls needs more bytes), input is always taken: rustls itself
+/// bounds what it buffers (records of 16 KiB, handshake messages of 64 KiB).
+const INPUT_AHEAD: usize = 64 * 1024;
+
+/// Ciphertext taken per step, so a large input stops at the read-ahead limit.
+const INPUT_CHUNK: usize = 32 * 1024;
+
+/// Plaintext accepted before the handshake is done (sent when it is).
+const EARLY_LIMIT: usize = 64 * 1024;
+
+/// Room reserved per TLS record on top of its plaintext (header, content type,
+/// AEAD tag, TLS 1.2 explicit nonce); rustls asks for more if this is short.
+const RECORD_OVERHEAD: usize = 64;
+const MAX_FRAGMENT: usize = 16 * 1024;
 
 /// Something the application should hear about.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +70,241 @@ enum Verify {
     Client(Option<Arc<dyn ClientCertVerifier>>),
 }
 
+enum Conn {
+    Client(UnbufferedClientConnection),
+    Server(UnbufferedServerConnection),
+}
+
+/// Where rustls's state machine stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Handled a state that needs nothing from us: step again.
+    Again,
+    /// A decrypted record waits for the reader.
+    Record,
+    /// Handshake done, nothing pending: application data may be written.
+    Idle,
+    /// More ciphertext is needed (during the handshake).
+    Blocked,
+    /// Both sides sent close_notify.
+    Closed,
+}
+
+/// TLS bytes to send: `buf[head..end]`; `buf[end..]` is initialized spare room,
+/// so encoding into it does not zero memory again.
+#[derive(Default)]
+struct Outgoing {
+    buf: Vec<u8>,
+    head: usize,
+    end: usize,
+}
+
+impl Outgoing {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.head..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.head
+    }
+
+    /// Spare room of at least `want` bytes.
+    fn spare(&mut self, want: usize) -> &mut [u8] {
+        if self.buf.len() < self.end + want {
+            self.buf.resize(self.end + want, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Appends what `f` writes into spare room; `f` reports the size it needs
+    /// when the room is short, and is then called once more with that much.
+    fn append<E>(
+        &mut self,
+        guess: usize,
+        mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
+        needed: impl Fn(&E) -> Option<usize>,
+    ) -> Result<usize, E> {
+        let n = match f(self.spare(guess)) {
+            Ok(n) => n,
+            Err(e) => match needed(&e) {
+                Some(size) => f(self.spare(size))?,
+                None => return Err(e),
+            },
+        };
+        self.end += n;
+        Ok(n)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.head = (self.head + n).min(self.end);
+        if self.head == self.end {
+            // Nothing left to send: an idle session holds no buffer.
+            *self = Self::default();
+        }
+    }
+}
+
+/// Everything a step of rustls's state machine may touch besides the connection
+/// and its input.
+#[derive(Default)]
+struct Io {
+    out: Outgoing,
+    /// Plaintext written before the handshake was done.
+    early: Vec<u8>,
+    close_wanted: bool,
+    notify_queued: bool,
+    peer_closed: bool,
+}
+
+/// Takes each decrypted record; returns whether it wants another one.
+type Sink<'a> = dyn FnMut(&[u8]) -> bool + 'a;
+
+/// What one call wants done at the states that allow it.
+struct Job<'a> {
+    /// Takes each decrypted record; returns whether it wants another one.
+    sink: Option<&'a mut Sink<'a>>,
+    /// Plaintext to encrypt once application data may be written.
+    plain: &'a [u8],
+    wrote: bool,
+}
+
+impl Job<'_> {
+    fn none() -> Job<'static> {
+        Job {
+            sink: None,
+            plain: &[],
+            wrote: false,
+        }
+    }
+}
+
+fn insufficient_encode(e: &EncodeError) -> Option<usize> {
+    match e {
+        EncodeError::InsufficientSize(s) => Some(s.required_size),
+        _ => None,
+    }
+}
+
+fn insufficient_encrypt(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(s) => Some(s.required_size),
+        _ => None,
+    }
+}
+
+/// Room for `len` bytes of plaintext once encrypted.
+fn sealed_size(len: usize) -> usize {
+    len + (len / MAX_FRAGMENT + 1) * RECORD_OVERHEAD
+}
+
+/// Handles the state one `process_tls_records` call returned. Returns the bytes
+/// to discard from the input and where the machine stopped.
+fn step<Data>(
+    status: UnbufferedStatus<'_, '_, Data>,
+    io: &mut Io,
+    job: &mut Job<'_>,
+) -> (usize, Result<Next, rustls::Error>) {
+    let UnbufferedStatus { mut discard, state } = status;
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => return (discard, Err(e)),
+    };
+    let next = match state {
+        ConnectionState::ReadTraffic(mut read) => {
+            let Some(sink) = job.sink.as_deref_mut() else {
+                return (discard, Ok(Next::Record));
+            };
+            match read.next_record() {
+                Some(Ok(record)) => {
+                    discard += record.discard;
+                    if !sink(record.payload) {
+                        job.sink = None;
+                    }
+                    Next::Again
+                }
+                Some(Err(e)) => return (discard, Err(e)),
+                None => Next::Again,
+            }
+        }
+        ConnectionState::EncodeTlsData(mut enc) => {
+            // rustls hands over whole records; unreachable `AlreadyEncoded` aside,
+            // the only failure is a short buffer, which `append` grows.
+            if io
+                .out
+                .append(2048, |b| enc.encode(b), insufficient_encode)
+                .is_err()
+            {
+                return (discard, Err(rustls::Error::EncryptError));
+            }
+            Next::Again
+        }
+        ConnectionState::TransmitTlsData(tx) => {
+            // Encoded bytes sit in `io.out` until the transport takes them; rustls
+            // only needs to know they will not be sent twice.
+            tx.done();
+            Next::Again
+        }
+        ConnectionState::WriteTraffic(mut w) => {
+            let mut encrypt = |io: &mut Io, plain: &[u8]| {
+                io.out
+                    .append(
+                        sealed_size(plain.len()),
+                        |b| w.encrypt(plain, b),
+                        insufficient_encrypt,
+                    )
+                    .map_err(|_| rustls::Error::EncryptError)
+            };
+            if !io.early.is_empty() {
+                let early = std::mem::take(&mut io.early);
+                if let Err(e) = encrypt(io, &early) {
+                    return (discard, Err(e));
+                }
+            }
+            if !job.wrote && !job.plain.is_empty() && !io.notify_queued {
+                if let Err(e) = encrypt(io, job.plain) {
+                    return (discard, Err(e));
+                }
+                job.wrote = true;
+            }
+            if io.close_wanted && !io.notify_queued {
+                io.notify_queued = true;
+                if io
+                    .out
+                    .append(64, |b| w.queue_close_notify(b), insufficient_encrypt)
+                    .is_err()
+                {
+                    return (discard, Err(rustls::Error::EncryptError));
+                }
+            }
+            Next::Idle
+        }
+        ConnectionState::PeerClosed => {
+            io.peer_closed = true;
+            Next::Again
+        }
+        ConnectionState::Closed => Next::Closed,
+        // BlockedHandshake; early data is never enabled, so `ReadEarlyData` cannot
+        // occur, and the enum is non-exhaustive.
+        _ => Next::Blocked,
+    };
+    (discard, Ok(next))
+}
+
+/// After a fatal error: encodes the alert rustls queued, if this state is it.
+/// Returns the discard and whether to step again.
+fn alert_step<Data>(status: UnbufferedStatus<'_, '_, Data>, io: &mut Io) -> (usize, bool) {
+    match status.state {
+        Ok(state @ ConnectionState::EncodeTlsData(_)) => {
+            let status = UnbufferedStatus {
+                discard: status.discard,
+                state: Ok(state),
+            };
+            (step(status, io, &mut Job::none()).0, true)
+        }
+        _ => (status.discard, false),
+    }
+}
+
 /// A TLS session, client or server, driven by hand.
 ///
 /// The loop that drives it: feed TLS bytes from the network to
@@ -59,24 +315,38 @@ enum Verify {
 /// [`poll_transmit`](Self::poll_transmit) produces. Report the transport's EOF with
 /// [`handle_eof`](Self::handle_eof) to tell a clean close from a truncation.
 pub struct TlsSession {
-    conn: Connection,
+    conn: Conn,
+    /// Ciphertext rustls has not consumed yet (an incomplete record, or records
+    /// behind one the reader has not read). Freed when empty.
+    incoming: Vec<u8>,
+    io: Io,
+    /// Where the state machine stopped last.
+    next: Next,
+    /// The part of a record the reader's buffer could not take.
+    leftover: Vec<u8>,
+    leftover_head: usize,
     events: VecDeque<TlsEvent>,
     handshake_reported: bool,
-    peer_closed: bool,
-    closed: bool,
+    peer_close_reported: bool,
+    failed: Option<Error>,
     verify: Verify,
     time: Arc<dyn TimeProvider>,
     /// rustls verified the peer during the handshake: no second verification.
     verified_in_handshake: bool,
     authorization: Option<Authorization>,
+    /// Server sessions: the SNI the client sent, once its ClientHello was seen.
+    sni: Option<String>,
+    sni_checked: bool,
 }
 
 impl std::fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsSession")
-            .field("handshaking", &self.conn.is_handshaking())
-            .field("peer_closed", &self.peer_closed)
-            .field("closed", &self.closed)
+            .field("handshaking", &self.is_handshaking())
+            .field("peer_closed", &self.io.peer_closed)
+            .field("closed", &self.io.close_wanted)
+            .field("incoming", &self.incoming.len())
+            .field("outgoing", &self.io.out.len())
             .finish_non_exhaustive()
     }
 }
@@ -86,23 +356,26 @@ impl TlsSession {
     /// except for IP addresses, and the name verified).
     pub fn client(config: &ClientConfig, name: &str) -> Result<Self, Error> {
         let name = server_name(name)?;
-        let conn = ClientConnection::new(config.rustls.clone(), name.clone())?;
-        Ok(Self::new(
-            conn.into(),
+        let conn = UnbufferedClientConnection::new(config.rustls.clone(), name.clone())?;
+        let mut s = Self::new(
+            Conn::Client(conn),
             Verify::Server {
                 verifier: config.verifier.clone(),
                 name,
             },
             config.time.clone(),
             config.verified_in_handshake,
-        ))
+        );
+        // The ClientHello goes out at once.
+        s.advance(&mut Job::none())?;
+        Ok(s)
     }
 
     /// A server session.
     pub fn server(config: &ServerConfig) -> Result<Self, Error> {
-        let conn = ServerConnection::new(config.rustls.clone())?;
+        let conn = UnbufferedServerConnection::new(config.rustls.clone())?;
         Ok(Self::new(
-            conn.into(),
+            Conn::Server(conn),
             Verify::Client(config.client_verifier.clone()),
             config.time.clone(),
             config.verified_in_handshake,
@@ -110,75 +383,161 @@ impl TlsSession {
     }
 
     fn new(
-        conn: Connection,
+        conn: Conn,
         verify: Verify,
         time: Arc<dyn TimeProvider>,
         verified_in_handshake: bool,
     ) -> Self {
+        let is_client = matches!(conn, Conn::Client(_));
         Self {
             conn,
+            incoming: Vec::new(),
+            io: Io::default(),
+            next: Next::Blocked,
+            leftover: Vec::new(),
+            leftover_head: 0,
             events: VecDeque::new(),
             handshake_reported: false,
-            peer_closed: false,
-            closed: false,
+            peer_close_reported: false,
+            failed: None,
             verify,
             time,
             verified_in_handshake,
             authorization: None,
+            sni: None,
+            sni_checked: is_client,
         }
     }
 
-    /// TLS bytes arrived from the peer. Returns how many were taken: fewer than
-    /// `bytes.len()` when unread plaintext has reached rustls's limit (read some,
-    /// then hand in the rest). A protocol error is fatal: send what
-    /// [`poll_transmit`](Self::poll_transmit) still has (the alert), then close.
-    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let mut rest = bytes;
-        // Not gated on rustls's `wants_read()`: during the handshake it is false
-        // while records wait to be sent, but input may still be taken; the only
-        // real limit is unread plaintext, which `read_tls` enforces itself.
-        while !rest.is_empty() {
-            if self.peer_closed {
-                // Nothing may follow close_notify: discard it.
-                return Ok(bytes.len());
-            }
-            let n = match self.conn.read_tls(&mut rest) {
-                Ok(n) => n,
-                // Only "received plaintext buffer full" can fail on a slice:
-                // backpressure, not an error.
-                Err(_) => break,
-            };
-            if n == 0 {
-                break;
-            }
-            if self.process()? >= PLAINTEXT_AHEAD {
-                // Let the caller read before decrypting more: fewer, larger
-                // buffers held, and no trip into rustls's "buffer full" error path.
-                break;
-            }
+    fn common(&self) -> &CommonState {
+        match &self.conn {
+            Conn::Client(c) => c,
+            Conn::Server(s) => s,
         }
-        Ok(bytes.len() - rest.len())
     }
 
-    /// Processes what was read; returns the plaintext bytes waiting to be read.
-    fn process(&mut self) -> Result<usize, Error> {
-        let state = self.conn.process_new_packets()?;
-        if !self.handshake_reported && !self.conn.is_handshaking() {
+    /// One call into rustls on the buffered input, with its discard applied.
+    fn process_once(&mut self, job: &mut Job<'_>) -> Result<Next, rustls::Error> {
+        let (discard, next) = match &mut self.conn {
+            Conn::Client(c) => step(c.process_tls_records(&mut self.incoming), &mut self.io, job),
+            Conn::Server(s) => step(s.process_tls_records(&mut self.incoming), &mut self.io, job),
+        };
+        self.discard(discard);
+        next
+    }
+
+    fn discard(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if n >= self.incoming.len() {
+            self.incoming = Vec::new();
+        } else {
+            self.incoming.drain(..n);
+        }
+    }
+
+    /// Steps rustls until it needs something from outside (input, a reader, or
+    /// nothing at all), doing `job` on the way; reports events.
+    fn advance(&mut self, job: &mut Job<'_>) -> Result<Next, Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let next = loop {
+            match self.process_once(job) {
+                Ok(Next::Again) => continue,
+                Ok(next) => break next,
+                Err(e) => return Err(self.fail(e)),
+            }
+        };
+        self.next = next;
+        if !self.handshake_reported && !self.common().is_handshaking() {
             self.handshake_reported = true;
             self.authorization = Some(self.authorize());
             self.events.push_back(TlsEvent::HandshakeDone);
         }
-        if state.peer_has_closed() && !self.peer_closed {
-            self.peer_closed = true;
+        if self.io.peer_closed && !self.peer_close_reported {
+            self.peer_close_reported = true;
             self.events.push_back(TlsEvent::PeerClosed);
         }
-        Ok(state.plaintext_bytes_to_read())
+        Ok(next)
+    }
+
+    /// Records a fatal error and queues the alert rustls prepared for it.
+    fn fail(&mut self, e: rustls::Error) -> Error {
+        // Only while rustls has records queued: it hands those out before it
+        // looks at the input again (which would repeat the error).
+        for _ in 0..8 {
+            if !self.common().wants_write() {
+                break;
+            }
+            let (discard, more) = match &mut self.conn {
+                Conn::Client(c) => {
+                    alert_step(c.process_tls_records(&mut self.incoming), &mut self.io)
+                }
+                Conn::Server(s) => {
+                    alert_step(s.process_tls_records(&mut self.incoming), &mut self.io)
+                }
+            };
+            self.discard(discard);
+            if !more {
+                break;
+            }
+        }
+        self.incoming = Vec::new();
+        self.next = Next::Closed;
+        let err = Error::Protocol(e);
+        self.failed = Some(err.clone());
+        err
+    }
+
+    /// Whether [`handle_input`](Self::handle_input) takes bytes now: always while
+    /// rustls needs more to go on, and up to 64 KiB ahead while decrypted
+    /// plaintext waits for the reader.
+    pub fn wants_input(&self) -> bool {
+        self.failed.is_none()
+            && !self.io.peer_closed
+            && (!self.has_plaintext() || self.incoming.len() < INPUT_AHEAD)
+    }
+
+    /// TLS bytes arrived from the peer. Returns how many were taken: fewer than
+    /// all once unread plaintext is over the read-ahead limit (read some, then
+    /// hand in the rest). A protocol error is fatal: send what
+    /// [`poll_transmit`](Self::poll_transmit) still has (the alert), then close.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.io.peer_closed {
+            // Nothing may follow close_notify: discard it.
+            return Ok(bytes.len());
+        }
+        let mut taken = 0;
+        while taken < bytes.len() && self.wants_input() {
+            let n = (bytes.len() - taken).min(INPUT_CHUNK);
+            self.incoming.extend_from_slice(&bytes[taken..taken + n]);
+            taken += n;
+            if !self.sni_checked {
+                match hello::sni(&self.incoming) {
+                    hello::Sni::Incomplete => {}
+                    hello::Sni::Found(name) => {
+                        self.sni = Some(name);
+                        self.sni_checked = true;
+                    }
+                    hello::Sni::None => self.sni_checked = true,
+                }
+            }
+            if self.next != Next::Record {
+                self.advance(&mut Job::none())?;
+            }
+        }
+        Ok(taken)
     }
 
     /// Runs the real verifier on the peer's chain, so that a session with
     /// verification disabled still reports whether the peer would have passed.
     fn authorize(&self) -> Authorization {
-        let Some(chain) = self.conn.peer_certificates() else {
+        let Some(chain) = self.common().peer_certificates() else {
             return Authorization::NoCertificate;
         };
         let Some((leaf, intermediates)) = chain.split_first() else {
@@ -206,31 +565,83 @@ impl TlsSession {
         }
     }
 
-    /// Calls `f` with the next chunk of received plaintext (a slice of rustls's
-    /// buffer: no copy), consumes it, and returns `f`'s result; `None` when no
-    /// plaintext is waiting.
+    /// Calls `f` with the next chunk of received plaintext (one TLS record's
+    /// worth at most) and returns `f`'s result; `None` when no plaintext waits.
+    /// The chunk is consumed.
     pub fn read_plaintext_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let mut reader = self.conn.reader();
-        let buf = reader.fill_buf().ok()?;
-        if buf.is_empty() {
+        if self.leftover_head < self.leftover.len() {
+            let r = f(&self.leftover[self.leftover_head..]);
+            self.leftover = Vec::new();
+            self.leftover_head = 0;
+            return Some(r);
+        }
+        if self.next != Next::Record {
             return None;
         }
-        let n = buf.len();
-        let r = f(buf);
-        reader.consume(n);
-        Some(r)
+        let mut f = Some(f);
+        let mut out = None;
+        let mut sink = |p: &[u8]| {
+            if let Some(f) = f.take() {
+                out = Some(f(p));
+            }
+            false
+        };
+        let mut job = Job {
+            sink: Some(&mut sink),
+            plain: &[],
+            wrote: false,
+        };
+        // An error here is remembered and reported by the next call that can fail.
+        let _ = self.advance(&mut job);
+        out
     }
 
     /// Whether received plaintext is waiting to be read.
-    pub fn has_plaintext(&mut self) -> bool {
-        self.conn
-            .process_new_packets()
-            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+    pub fn has_plaintext(&self) -> bool {
+        self.leftover_head < self.leftover.len() || self.next == Next::Record
     }
 
-    /// Copies received plaintext into `buf`; returns the count (0 when none waits).
+    /// Copies received plaintext into `buf`, as many records as fit; returns the
+    /// count (0 when none waits). A record that does not fit whole is split: its
+    /// rest is returned by the next call.
     pub fn read_plaintext(&mut self, buf: &mut [u8]) -> usize {
-        self.conn.reader().read(buf).unwrap_or(0)
+        let mut filled = 0;
+        if self.leftover_head < self.leftover.len() {
+            let rest = &self.leftover[self.leftover_head..];
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.leftover_head += n;
+            filled = n;
+            if self.leftover_head == self.leftover.len() {
+                self.leftover = Vec::new();
+                self.leftover_head = 0;
+            } else {
+                return filled;
+            }
+        }
+        if self.next != Next::Record || filled == buf.len() {
+            return filled;
+        }
+        let mut leftover = std::mem::take(&mut self.leftover);
+        let mut sink = |p: &[u8]| {
+            let room = buf.len() - filled;
+            let n = p.len().min(room);
+            buf[filled..filled + n].copy_from_slice(&p[..n]);
+            filled += n;
+            if n < p.len() {
+                leftover.extend_from_slice(&p[n..]);
+            }
+            filled < buf.len()
+        };
+        let mut job = Job {
+            sink: Some(&mut sink),
+            plain: &[],
+            wrote: false,
+        };
+        // An error here is remembered and reported by the next call that can fail.
+        let _ = self.advance(&mut job);
+        self.leftover = leftover;
+        filled
     }
 
     /// The next event. Poll after every [`handle_input`](Self::handle_input).
@@ -239,48 +650,98 @@ impl TlsSession {
         self.events.pop_front()
     }
 
-    /// Queues plaintext for the peer; returns how much was accepted (rustls
-    /// buffers up to its limit, also before the handshake is done).
+    /// Encrypts plaintext for the peer; returns how much was accepted: all of it
+    /// once the handshake is done, up to 64 KiB before (sent when it is done).
     pub fn write(&mut self, plaintext: &[u8]) -> Result<usize, Error> {
-        if self.closed {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.io.close_wanted {
             return Err(Error::Closed);
         }
-        Ok(self.conn.writer().write(plaintext).unwrap_or(0))
+        if plaintext.is_empty() {
+            return Ok(0);
+        }
+        if !self.handshake_reported {
+            let n = plaintext
+                .len()
+                .min(EARLY_LIMIT.saturating_sub(self.io.early.len()));
+            self.io.early.extend_from_slice(&plaintext[..n]);
+            return Ok(n);
+        }
+        if self.step_aside(plaintext)? {
+            Ok(plaintext.len())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// Steps rustls to the state that writes, moving any decrypted record that
+    /// stands in the way aside for the reader (order is kept: the reader takes
+    /// what was moved aside first); encrypts `plain` there. Returns whether
+    /// `plain` was encrypted.
+    fn step_aside(&mut self, plain: &[u8]) -> Result<bool, Error> {
+        let mut leftover = std::mem::take(&mut self.leftover);
+        let mut sink = |p: &[u8]| {
+            leftover.extend_from_slice(p);
+            true
+        };
+        let mut job = Job {
+            sink: Some(&mut sink),
+            plain,
+            wrote: false,
+        };
+        let r = self.advance(&mut job);
+        let wrote = job.wrote;
+        self.leftover = leftover;
+        r.map(|_| wrote)
     }
 
     /// Whether there are TLS bytes to send.
     #[must_use]
     pub fn wants_transmit(&self) -> bool {
-        self.conn.wants_write()
+        self.io.out.len() > 0
     }
 
-    /// Appends the TLS bytes to send to `out`; returns how many were appended.
+    /// The TLS bytes to send, without taking them; report what the transport
+    /// took with [`handle_sent`](Self::handle_sent).
+    #[must_use]
+    pub fn transmit(&self) -> &[u8] {
+        self.io.out.pending()
+    }
+
+    /// The transport took `n` bytes of [`transmit`](Self::transmit).
+    pub fn handle_sent(&mut self, n: usize) {
+        self.io.out.consume(n);
+    }
+
+    /// Appends the TLS bytes to send to `out` and takes them; returns how many
+    /// were appended.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        let before = out.len();
-        while self.conn.wants_write() {
-            match self.conn.write_tls(out) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        out.len() - before
+        let n = self.io.out.len();
+        out.extend_from_slice(self.io.out.pending());
+        self.io.out.consume(n);
+        n
     }
 
-    /// Sends `close_notify` (via [`poll_transmit`](Self::poll_transmit)); no more
-    /// plaintext may be written. Idempotent.
+    /// Sends `close_notify` (via [`poll_transmit`](Self::poll_transmit)) once the
+    /// handshake is done; no more plaintext may be written. Idempotent.
     pub fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            self.conn.send_close_notify();
+        if !self.io.close_wanted {
+            self.io.close_wanted = true;
+            if self.handshake_reported {
+                // An error is remembered and reported by the next call that can fail.
+                let _ = self.step_aside(&[]);
+            }
         }
     }
 
     /// The transport reached EOF. `Ok` for a clean close (after the peer's
     /// `close_notify`); [`Error::Truncated`] or [`Error::HandshakeEof`] otherwise.
     pub fn handle_eof(&mut self) -> Result<(), Error> {
-        if self.peer_closed {
+        if self.io.peer_closed {
             Ok(())
-        } else if self.conn.is_handshaking() {
+        } else if self.is_handshaking() {
             Err(Error::HandshakeEof)
         } else {
             Err(Error::Truncated)
@@ -289,30 +750,32 @@ impl TlsSession {
 
     /// Whether the handshake is still in progress.
     pub fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
+        self.common().is_handshaking()
     }
 
     /// Whether the peer sent `close_notify`.
     pub fn peer_closed(&self) -> bool {
-        self.peer_closed
+        self.io.peer_closed
     }
 
     /// The negotiated ALPN protocol.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.conn.alpn_protocol()
+        self.common().alpn_protocol()
     }
 
     /// The negotiated protocol version (`TLSv1_3`...).
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
-        self.conn.protocol_version()
+        self.common().protocol_version()
+    }
+
+    /// Whether the handshake was full or resumed; `None` while handshaking.
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        self.common().handshake_kind()
     }
 
     /// The SNI name a client sent (server sessions).
     pub fn sni(&self) -> Option<&str> {
-        match &self.conn {
-            Connection::Server(s) => s.server_name(),
-            Connection::Client(_) => None,
-        }
+        self.sni.as_deref()
     }
 
     /// How the peer's certificate verified; `None` until the handshake is done.
@@ -322,11 +785,11 @@ impl TlsSession {
 
     /// The peer's certificate chain, leaf first.
     pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
-        self.conn.peer_certificates()
+        self.common().peer_certificates()
     }
 
-    /// The underlying rustls connection, for what this wrapper does not expose.
-    pub fn rustls(&self) -> &Connection {
-        &self.conn
+    /// rustls's view of the session, for what this wrapper does not expose.
+    pub fn rustls(&self) -> &CommonState {
+        self.common()
     }
 }

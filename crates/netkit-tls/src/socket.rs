@@ -27,9 +27,6 @@ fn tls_err(e: &Error) -> SockError {
 pub struct TlsSocket {
     sm: Socket,
     tls: TlsSession,
-    /// Ciphertext not yet taken by the transport: `out[out_head..]`.
-    out: Vec<u8>,
-    out_head: usize,
     /// Ciphertext the TLS session could not take yet (plaintext backpressure).
     pending_in: Vec<u8>,
     /// The transport is connected (TCP established).
@@ -51,8 +48,6 @@ impl TlsSocket {
         Self {
             sm: Socket::connecting(now, config),
             tls,
-            out: Vec::new(),
-            out_head: 0,
             pending_in: Vec::new(),
             transport_up: false,
             notify_sent: false,
@@ -107,6 +102,13 @@ impl TlsSocket {
     }
 
     fn after_tls_input(&mut self, now: Instant) {
+        self.tls_events(now);
+        self.pump_out(now);
+    }
+
+    /// Applies what the TLS session reported. Reading and writing step it too
+    /// (a record is decrypted when it is read), so this follows every call.
+    fn tls_events(&mut self, now: Instant) {
         while let Some(ev) = self.tls.poll_event() {
             match ev {
                 TlsEvent::HandshakeDone => self.sm.handle_connected(now),
@@ -115,7 +117,6 @@ impl TlsSocket {
                 }
             }
         }
-        self.pump_out(now);
     }
 
     fn fail(&mut self, now: Instant, e: &Error) {
@@ -133,6 +134,7 @@ impl TlsSocket {
             return 0;
         }
         let n = self.tls.read_plaintext(buf);
+        self.tls_events(now);
         if n > 0 && self.sm.handle_input(now, &buf[..n]).is_err() {
             return 0;
         }
@@ -194,12 +196,13 @@ impl TlsSocket {
             return;
         }
         loop {
-            if self.out.len() - self.out_head >= CIPHER_AHEAD {
+            let room = CIPHER_AHEAD.saturating_sub(self.tls.transmit().len());
+            if room == 0 {
                 break;
             }
             match self.sm.poll_transmit() {
                 Transmit::Bytes(b) => {
-                    let n = self.tls.write(b).unwrap_or_default();
+                    let n = self.tls.write(&b[..b.len().min(room)]).unwrap_or_default();
                     if n == 0 {
                         break;
                     }
@@ -215,20 +218,15 @@ impl TlsSocket {
                 Transmit::Idle => break,
             }
         }
-        if self.tls.wants_transmit() {
-            if self.out_head > 0 && self.out_head == self.out.len() {
-                self.out.clear();
-                self.out_head = 0;
-            }
-            self.tls.poll_transmit(&mut self.out);
-        }
+        // Writing may step the session past the peer's close_notify.
+        self.tls_events(now);
     }
 
     /// Ciphertext to send, or the transport's shutdown once close_notify is out.
     pub fn poll_transmit(&mut self, now: Instant) -> Transmit<'_> {
         self.pump_out(now);
-        if self.out_head < self.out.len() {
-            return Transmit::Bytes(&self.out[self.out_head..]);
+        if self.tls.wants_transmit() {
+            return Transmit::Bytes(self.tls.transmit());
         }
         if self.notify_sent && !self.fin_sent && !self.sm.is_closed() {
             return Transmit::Shutdown;
@@ -238,14 +236,7 @@ impl TlsSocket {
 
     /// The transport took `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered.
     pub fn handle_sent(&mut self, now: Instant, n: usize) {
-        self.out_head = (self.out_head + n).min(self.out.len());
-        if self.out_head == self.out.len() {
-            self.out_head = 0;
-            self.out.clear();
-            if self.out.capacity() > self.sm.config().retain_capacity {
-                self.out = Vec::new();
-            }
-        }
+        self.tls.handle_sent(n);
         self.pump_out(now);
     }
 
@@ -324,6 +315,7 @@ impl TlsSocket {
         !self.sm.is_closed()
             && !self.sm.peer_ended()
             && self.pending_in.is_empty()
+            && self.tls.wants_input()
             && (self.sm.wants_read() || self.tls.is_handshaking())
     }
 
@@ -336,17 +328,16 @@ impl TlsSocket {
         self.sm.wants_read()
     }
 
-    /// Whether plaintext (or ciphertext held back) waits for
-    /// [`read_plaintext`](Self::read_plaintext).
-    pub fn has_plaintext(&mut self) -> bool {
-        !self.pending_in.is_empty() || self.tls.has_plaintext()
+    /// Whether plaintext (or ciphertext held back, or the peer's end of stream)
+    /// waits for [`read_plaintext`](Self::read_plaintext).
+    pub fn has_plaintext(&self) -> bool {
+        !self.pending_in.is_empty() || self.tls.has_plaintext() || self.eof_pending.is_some()
     }
 
     /// Whether there is something to transmit.
     #[must_use]
     pub fn wants_write(&self) -> bool {
-        self.out_head < self.out.len()
-            || self.tls.wants_transmit()
+        self.tls.wants_transmit()
             || (self.notify_sent && !self.fin_sent && !self.sm.is_closed())
             || (self.transport_up && self.sm.wants_write())
     }

@@ -143,6 +143,38 @@ fn open_after_handshake_then_echo_and_clean_close() {
 }
 
 #[test]
+fn close_notify_with_data_ends_the_socket_before_any_fin() {
+    let now = t0();
+    let (mut c, mut s) = pair(false);
+    let (mut cs, mut ss) = (Seen::default(), Seen::default());
+    run(&mut c, &mut s, &mut cs, &mut ss, usize::MAX);
+    // Data and close_notify arrive in one read; the FIN has not arrived.
+    c.write(now, b"last words").unwrap();
+    c.end(now).unwrap();
+    let mut wire = Vec::new();
+    while let Transmit::Bytes(b) = c.poll_transmit(now) {
+        wire.extend_from_slice(b);
+        let n = b.len();
+        c.handle_sent(now, n);
+    }
+    s.handle_input(now, &wire);
+    let mut buf = vec![0u8; 1024];
+    let mut got = Vec::new();
+    loop {
+        let n = s.read_plaintext(now, &mut buf);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"last words");
+    let evs: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(evs, [Event::End]);
+    // The server's own end answers with close_notify, then FIN.
+    assert!(matches!(s.poll_transmit(now), Transmit::Bytes(_)));
+}
+
+#[test]
 fn truncation_is_an_error_then_close() {
     let now = t0();
     let (mut c, mut s) = pair(false);

@@ -2,9 +2,48 @@
 //! certificate) and bulk MB/s both ways, through netkit-tls's `TlsSession` against
 //! a plain rustls loop written the obvious way. Candidates alternate round by
 //! round; medians and ratios are printed. Target: netkit-tls >= 0.95x rustls.
+//!
+//! Also the heap an idle server session holds after its handshake and one 64-byte
+//! echo, counted by a global allocator (no RSS noise): netkit-tls's session on
+//! rustls's unbuffered API against rustls's buffered `ServerConnection`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// Counts live heap bytes.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call forwards to the system allocator with the caller's
+// arguments; the counter is only bookkeeping.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 use netkit_tls::rustls::{ClientConnection, ServerConnection};
 use netkit_tls::{ClientConfig, ClientOptions, Pem, ServerConfig, ServerOptions, TlsSession};
@@ -130,6 +169,67 @@ where
     }
 }
 
+/// Heap bytes per idle server session: `n` handshakes and one 64-byte echo
+/// each, clients dropped, servers kept.
+fn nk_idle_bytes(c: &Cfg, n: usize) -> f64 {
+    let before = live();
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (mut cl, mut sv) = nk_pair(c);
+        let msg = [7u8; 64];
+        cl.write(&msg).unwrap();
+        let mut wire = Vec::new();
+        cl.poll_transmit(&mut wire);
+        sv.handle_input(&wire).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(sv.read_plaintext(&mut buf), 64);
+        sv.write(&buf).unwrap();
+        wire.clear();
+        sv.poll_transmit(&mut wire);
+        cl.handle_input(&wire).unwrap();
+        assert_eq!(cl.read_plaintext(&mut buf), 64);
+        servers.push(sv);
+    }
+    let after = live();
+    drop(servers);
+    (after - before) as f64 / n as f64
+}
+
+fn rl_idle_bytes(c: &Cfg, n: usize) -> f64 {
+    let before = live();
+    let mut servers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (mut cl, mut sv) = rl_pair(c);
+        let mut buf = [7u8; 64];
+        cl.writer().write_all(&buf).unwrap();
+        let mut wire = Vec::new();
+        while cl.wants_write() {
+            cl.write_tls(&mut wire).unwrap();
+        }
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            sv.read_tls(&mut rd).unwrap();
+            sv.process_new_packets().unwrap();
+        }
+        sv.reader().read_exact(&mut buf).unwrap();
+        sv.writer().write_all(&buf).unwrap();
+        wire.clear();
+        while sv.wants_write() {
+            sv.write_tls(&mut wire).unwrap();
+        }
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            cl.read_tls(&mut rd).unwrap();
+            cl.process_new_packets().unwrap();
+        }
+        cl.reader().read_exact(&mut buf).unwrap();
+        servers.push(sv);
+    }
+    let after = live();
+    drop(servers);
+    (after - before) as f64 / n as f64
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -204,5 +304,16 @@ fn main() {
     println!(
         "{}  netkit-tls >= 0.95x a plain rustls loop on every row",
         if all_ok { "PASS" } else { "MISS" }
+    );
+    let n = if quick { 200 } else { 2000 };
+    let (nk, rl) = (nk_idle_bytes(&c, n), rl_idle_bytes(&c, n));
+    println!(
+        "{:<34} {nk:>12.0} {rl:>12.0} {:>7.3}x",
+        "idle server session, heap B",
+        nk / rl
+    );
+    println!(
+        "{}  an idle netkit-tls session holds less heap than rustls's buffered one",
+        if nk < rl { "PASS" } else { "MISS" }
     );
 }
