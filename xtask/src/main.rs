@@ -223,19 +223,21 @@ fn bench(args: &[String]) -> Result {
         "tls" => {
             step(
                 "build benchmark binaries (release)",
-                &[
-                    "build",
-                    "--release",
-                    "-p",
-                    "netkit-bench",
-                    "--bin",
-                    "bench-tls-mem",
-                ],
+                &["build", "--release", "-p", "netkit-bench"],
             )?;
+            // In memory first (netkit-tls against a plain rustls loop, and idle heap
+            // per session), then over loopback against tokio-rustls, Bun and
+            // openssl s_server. `--quick` is understood by both; other arguments
+            // go to the loopback runner.
             let mut c = Command::new(root().join("target/release/bench-tls-mem"));
-            c.current_dir(root()).args(rest);
-            // The loopback part (tokio-rustls, Bun, openssl s_time) is still to come.
-            run(c, "bench tls (in memory)")
+            c.current_dir(root());
+            if rest.iter().any(|a| a == "--quick") {
+                c.arg("--quick");
+            }
+            run(c, "bench tls (in memory)")?;
+            let mut c = Command::new(root().join("target/release/bench-tcp"));
+            c.current_dir(root()).arg("--tls").args(rest);
+            run(c, "bench tls (loopback)")
         }
         other => Err(format!("unknown benchmark {other:?} (have: tcp, tls)")),
     }

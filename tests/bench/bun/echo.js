@@ -6,11 +6,17 @@
 // socket is writable again.
 //
 // Usage: PORT=0 bun echo.js  ->  prints "listening on 127.0.0.1:PORT", then serves.
+// With TLS_CERT and TLS_KEY (PEM paths) it serves TLS (Bun.listen's `tls` option).
 
 const hostname = process.env.HOST || "127.0.0.1";
 
+const tls = process.env.TLS_CERT
+  ? { cert: Bun.file(process.env.TLS_CERT), key: Bun.file(process.env.TLS_KEY) }
+  : undefined;
+
 const server = Bun.listen({
   hostname,
+  tls,
   port: Number(process.env.PORT || 0),
   socket: {
     open(socket) {

@@ -12,6 +12,10 @@
 //! - `--idle N`: opens N connections, does one 64-byte echo on each, prints
 //!   `ready {json}` and holds them open until stdin closes or a signal arrives.
 //!
+//! With `--tls-ca PEM` every connection is TLS (rustls client, server name
+//! `localhost`, no session resumption, handshake done before the clock starts);
+//! the figures then count plaintext bytes.
+//!
 //! All connections are made before the clock starts. With `--server-pid`, the
 //! server's CPU time (utime + stime from `/proc/PID/stat`) is sampled at the start
 //! and the end of the measured window. The result is one line of JSON on stdout.
@@ -20,6 +24,7 @@ use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -27,6 +32,7 @@ use netkit_bench::{
     PATTERN_MOD, clk_tck, machine_cpu_ticks, pattern, proc_cpu_time, raise_nofile_limit,
     self_cpu_time,
 };
+use netkit_tls::rustls::{self, ClientConnection};
 use serde_json::{Value, json};
 
 /// Most bytes a bulk connection keeps in flight (written, not yet read back).
@@ -71,6 +77,9 @@ struct Args {
     /// window, so the server never pays for waking the generator.
     #[arg(long)]
     spin: bool,
+    /// Speak TLS, trusting this CA (PEM) for the name `localhost`.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -101,8 +110,21 @@ fn run(args: &Args) -> io::Result<Value> {
             "{n} connections need more file descriptors than RLIMIT_NOFILE={nofile}"
         )));
     }
+    let tls = match &args.tls_ca {
+        None => None,
+        Some(p) => {
+            let ca = netkit_tls::Pem::new(p.display().to_string(), std::fs::read(p)?);
+            let cfg = netkit_tls::client_config(&netkit_tls::ClientOptions {
+                ca: Some(ca),
+                session_resumption: false,
+                ..netkit_tls::ClientOptions::default()
+            })
+            .map_err(io::Error::other)?;
+            Some(cfg.rustls().clone())
+        }
+    };
     let t0 = Instant::now();
-    let streams = connect_all(addr, n)?;
+    let streams = connect_all(addr, n, tls.as_ref())?;
     let connect_s = t0.elapsed().as_secs_f64();
     let mut lp = Loop::new(streams)?;
     if args.idle.is_some() {
@@ -133,7 +155,11 @@ fn run(args: &Args) -> io::Result<Value> {
 }
 
 /// Connects `n` streams one after another (bounded retries, bounded total time).
-fn connect_all(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+fn connect_all(
+    addr: SocketAddr,
+    n: usize,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> io::Result<Vec<Link>> {
     let deadline = Instant::now() + CONNECT_LIMIT;
     let mut streams = Vec::with_capacity(n);
     for i in 0..n {
@@ -154,8 +180,22 @@ fn connect_all(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
             }
         };
         s.set_nodelay(true)?;
+        let tls = match tls {
+            None => None,
+            Some(cfg) => {
+                let name = "localhost".try_into().map_err(io::Error::other)?;
+                let mut c = ClientConnection::new(cfg.clone(), name).map_err(io::Error::other)?;
+                let mut s = &s;
+                while c.is_handshaking() {
+                    c.complete_io(&mut s).map_err(|e| {
+                        io::Error::new(e.kind(), format!("TLS handshake #{i}: {e}"))
+                    })?;
+                }
+                Some(Box::new(c))
+            }
+        };
         s.set_nonblocking(true)?;
-        streams.push(s);
+        streams.push(Link { stream: s, tls });
         if Instant::now() >= deadline {
             return Err(io::Error::new(
                 ErrorKind::TimedOut,
@@ -218,9 +258,62 @@ impl Sample {
     }
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it (nonblocking both).
+struct Link {
+    stream: TcpStream,
+    tls: Option<Box<ClientConnection>>,
+}
+
+impl Link {
+    /// Sends TLS records rustls holds; `WouldBlock` when the kernel is full.
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                tls.write_tls(&mut &self.stream)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether TLS records wait for the kernel.
+    fn pending_out(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.tls.is_none() {
+            return (&self.stream).write(data);
+        }
+        self.flush()?;
+        let tls = self.tls.as_mut().expect("tls");
+        let n = tls.writer().write(data)?;
+        match self.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock => Err(e),
+            _ => Ok(n),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = &mut self.tls else {
+            return (&self.stream).read(buf);
+        };
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if tls.read_tls(&mut &self.stream)? == 0 {
+                return Ok(0);
+            }
+            tls.process_new_packets().map_err(io::Error::other)?;
+        }
+    }
+}
+
 /// Per-connection state.
 struct Conn {
-    stream: TcpStream,
+    stream: Link,
     /// Echo: bytes of the current message written. Bulk: total bytes written.
     sent: u64,
     /// Echo: bytes of the current message read back. Bulk: total bytes read.
@@ -242,13 +335,13 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(streams: Vec<TcpStream>) -> io::Result<Self> {
+    fn new(streams: Vec<Link>) -> io::Result<Self> {
         let ep = Epoll::new()?;
         let mut conns = Vec::with_capacity(streams.len());
         for (i, stream) in streams.into_iter().enumerate() {
             ep.ctl(
                 libc::EPOLL_CTL_ADD,
-                stream.as_raw_fd(),
+                stream.stream.as_raw_fd(),
                 libc::EPOLLIN as u32,
                 i,
             )?;
@@ -283,7 +376,7 @@ impl Loop {
         }
         if self
             .ep
-            .ctl(libc::EPOLL_CTL_MOD, c.stream.as_raw_fd(), ev, i)
+            .ctl(libc::EPOLL_CTL_MOD, c.stream.stream.as_raw_fd(), ev, i)
             .is_ok()
         {
             c.want_out = out;
@@ -296,7 +389,9 @@ impl Loop {
             return;
         }
         c.alive = false;
-        let _ = self.ep.ctl(libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, i);
+        let _ = self
+            .ep
+            .ctl(libc::EPOLL_CTL_DEL, c.stream.stream.as_raw_fd(), 0, i);
         self.live -= 1;
         self.errors += 1;
         if self.first_error.is_none() {
@@ -312,8 +407,14 @@ impl Loop {
     /// Writes the rest of connection `i`'s current echo message.
     fn echo_send(&mut self, i: usize, msg: &[u8]) {
         let c = &mut self.conns[i];
+        match c.stream.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted => {
+                return self.fail(i, format!("write: {e}"));
+            }
+            _ => {}
+        }
         while (c.sent as usize) < msg.len() {
-            match (&c.stream).write(&msg[c.sent as usize..]) {
+            match c.stream.write(&msg[c.sent as usize..]) {
                 Ok(0) => return self.fail(i, "write returned 0".into()),
                 Ok(n) => c.sent += n as u64,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -321,7 +422,8 @@ impl Loop {
                 Err(e) => return self.fail(i, format!("write: {e}")),
             }
         }
-        let out = (self.conns[i].sent as usize) < msg.len();
+        let c = &self.conns[i];
+        let out = (c.sent as usize) < msg.len() || c.stream.pending_out();
         self.set_out(i, out);
     }
 
@@ -329,7 +431,7 @@ impl Loop {
     fn echo_recv(&mut self, i: usize, msg: &[u8]) -> bool {
         let c = &mut self.conns[i];
         let want = msg.len() - c.recvd as usize;
-        let n = match (&c.stream).read(&mut self.buf[..want.max(1)]) {
+        let n = match c.stream.read(&mut self.buf[..want.max(1)]) {
             Ok(0) => {
                 self.fail(i, "server closed the connection".into());
                 return false;
@@ -396,7 +498,7 @@ impl Loop {
                     done[i] = true;
                     remaining -= 1;
                     // Take the connection out of the set: it now only idles.
-                    let fd = self.conns[i].stream.as_raw_fd();
+                    let fd = self.conns[i].stream.stream.as_raw_fd();
                     let _ = self.ep.ctl(libc::EPOLL_CTL_DEL, fd, 0, i);
                 }
             }
@@ -488,6 +590,12 @@ impl Loop {
 
     fn bulk_send(&mut self, i: usize, chunk: usize, pat: &[u8]) {
         let c = &mut self.conns[i];
+        match c.stream.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted => {
+                return self.fail(i, format!("write: {e}"));
+            }
+            _ => {}
+        }
         loop {
             let inflight = (c.sent - c.recvd) as usize;
             if inflight >= BULK_WINDOW {
@@ -495,7 +603,7 @@ impl Loop {
             }
             let len = chunk.min(BULK_WINDOW - inflight);
             let off = (c.sent % PATTERN_MOD as u64) as usize;
-            match (&c.stream).write(&pat[off..off + len]) {
+            match c.stream.write(&pat[off..off + len]) {
                 Ok(0) => return self.fail(i, "write returned 0".into()),
                 Ok(n) => c.sent += n as u64,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -505,14 +613,14 @@ impl Loop {
         }
         // Still room in the window means the kernel buffer is full: wait for EPOLLOUT.
         let c = &self.conns[i];
-        let out = ((c.sent - c.recvd) as usize) < BULK_WINDOW;
+        let out = ((c.sent - c.recvd) as usize) < BULK_WINDOW || c.stream.pending_out();
         self.set_out(i, out);
     }
 
     /// Reads and checks what connection `i` has; returns the bytes read.
     fn bulk_recv(&mut self, i: usize, pat: &[u8]) -> u64 {
         let c = &mut self.conns[i];
-        let n = match (&c.stream).read(&mut self.buf) {
+        let n = match c.stream.read(&mut self.buf) {
             Ok(0) => {
                 self.fail(i, "server closed the connection".into());
                 return 0;

@@ -14,6 +14,11 @@
 //! The tokio and std servers read into a 64 KiB buffer per connection, the size of
 //! the netkit drivers' shared read buffer, so bulk transfers are compared with equal
 //! read sizes.
+//!
+//! With `--tls-cert PEM --tls-key PEM` the server speaks TLS: the netkit drivers
+//! through netkit-tls, tokio through tokio-rustls, both on the same rustls
+//! `ServerConfig` (built by `netkit_tls::server_config`, aws-lc-rs provider), so the
+//! comparison is of the I/O around rustls. `std-threads` has no TLS variant.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
@@ -47,6 +52,27 @@ struct Args {
     /// Threads: blocking loops (multi::serve when > 1) or tokio-mt workers (default 2).
     #[arg(long)]
     threads: Option<usize>,
+    /// TLS certificate chain (PEM); with `--tls-key`, serve TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// The TLS configuration from `--tls-cert`/`--tls-key`, if given.
+fn tls_config(args: &Args) -> Result<Option<netkit_tls::ServerConfig>, AnyError> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let pem = |p: &std::path::Path| -> Result<netkit_tls::Pem, AnyError> {
+        Ok(netkit_tls::Pem::new(
+            p.display().to_string(),
+            std::fs::read(p)?,
+        ))
+    };
+    let opts = netkit_tls::ServerOptions::new(pem(cert)?, pem(key)?);
+    Ok(Some(netkit_tls::server_config(&opts)?))
 }
 
 fn announce(addr: SocketAddr) -> io::Result<()> {
@@ -60,12 +86,20 @@ fn main() -> ExitCode {
     if let Err(e) = netkit_bench::raise_nofile_limit() {
         eprintln!("bench-server: cannot raise RLIMIT_NOFILE: {e}");
     }
-    let result = match args.kind {
-        Kind::Blocking => blocking(args.port, args.threads.unwrap_or(1)),
-        Kind::Smol => smol_driver(args.port),
-        Kind::TokioCt => tokio_echo(args.port, None),
-        Kind::TokioMt => tokio_echo(args.port, Some(args.threads.unwrap_or(2))),
-        Kind::StdThreads => std_threads(args.port),
+    let tls = match tls_config(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench-server: TLS configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match (args.kind, tls) {
+        (Kind::Blocking, tls) => blocking(args.port, args.threads.unwrap_or(1), tls),
+        (Kind::Smol, tls) => smol_driver(args.port, tls),
+        (Kind::TokioCt, tls) => tokio_echo(args.port, None, tls),
+        (Kind::TokioMt, tls) => tokio_echo(args.port, Some(args.threads.unwrap_or(2)), tls),
+        (Kind::StdThreads, None) => std_threads(args.port),
+        (Kind::StdThreads, Some(_)) => Err("std-threads has no TLS variant".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,8 +156,13 @@ impl Handler for BlockingEcho {
     }
 }
 
-fn blocking(port: u16, threads: usize) -> Result<(), AnyError> {
-    let opts = ListenOptions::new("127.0.0.1", port);
+fn blocking(
+    port: u16,
+    threads: usize,
+    tls: Option<netkit_tls::ServerConfig>,
+) -> Result<(), AnyError> {
+    let mut opts = ListenOptions::new("127.0.0.1", port);
+    opts.tls = tls;
     if threads > 1 {
         let server = netkit_blocking::multi::serve(threads, opts, || BlockingEcho)?;
         announce(server.local_addr())?;
@@ -183,23 +222,29 @@ impl netkit_smol::Handler for SmolEcho {
 }
 
 #[cfg(feature = "smol-driver")]
-fn smol_driver(port: u16) -> Result<(), AnyError> {
-    let server =
-        netkit_smol::Server::bind(netkit_smol::ListenOptions::new("127.0.0.1", port), SmolEcho)?;
+fn smol_driver(port: u16, tls: Option<netkit_tls::ServerConfig>) -> Result<(), AnyError> {
+    let mut opts = netkit_smol::ListenOptions::new("127.0.0.1", port);
+    opts.tls = tls;
+    let server = netkit_smol::Server::bind(opts, SmolEcho)?;
     announce(server.local_addr())?;
     smol::block_on(server.run());
     Ok(())
 }
 
 #[cfg(not(feature = "smol-driver"))]
-fn smol_driver(_port: u16) -> Result<(), AnyError> {
+fn smol_driver(_port: u16, _tls: Option<netkit_tls::ServerConfig>) -> Result<(), AnyError> {
     Err("built without the `smol-driver` feature of netkit-bench".into())
 }
 
 // ---------------------------------------------------------------------------
 // tokio
 
-fn tokio_echo(port: u16, workers: Option<usize>) -> Result<(), AnyError> {
+fn tokio_echo(
+    port: u16,
+    workers: Option<usize>,
+    tls: Option<netkit_tls::ServerConfig>,
+) -> Result<(), AnyError> {
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.rustls().clone()));
     let rt = match workers {
         None => tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -218,7 +263,19 @@ fn tokio_echo(port: u16, workers: Option<usize>) -> Result<(), AnyError> {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(tokio_conn(stream));
+                    match &acceptor {
+                        None => {
+                            tokio::spawn(tokio_conn(stream));
+                        }
+                        Some(a) => {
+                            let accept = a.accept(stream);
+                            tokio::spawn(async move {
+                                if let Ok(tls) = accept.await {
+                                    tokio_conn(tls).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -230,7 +287,10 @@ fn tokio_echo(port: u16, workers: Option<usize>) -> Result<(), AnyError> {
     })
 }
 
-async fn tokio_conn(mut stream: tokio::net::TcpStream) {
+async fn tokio_conn<S>(mut stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; READ_BUF];
     loop {
@@ -238,7 +298,8 @@ async fn tokio_conn(mut stream: tokio::net::TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if stream.write_all(&buf[..n]).await.is_err() {
+        // `flush` makes tokio-rustls push its records out (a no-op on plain TCP).
+        if stream.write_all(&buf[..n]).await.is_err() || stream.flush().await.is_err() {
             return;
         }
     }

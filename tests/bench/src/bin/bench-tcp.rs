@@ -16,7 +16,16 @@
 //! connection.
 //!
 //! Prints a table per scenario and a block of the issue's targets (PASS/MISS), and
-//! writes everything as JSON to `target/bench/tcp.json`. Every child is killed on
+//! writes everything as JSON to `target/bench/tcp.json`.
+//!
+//! With `--tls` (behind `cargo xtask bench tls`) the same runs go over TLS: the
+//! runner makes an ECDSA P-256 certificate for localhost + 127.0.0.1 (rcgen, under
+//! `target/bench/tls-pki`), the netkit servers use netkit-tls, tokio uses
+//! tokio-rustls on the same rustls config, Bun uses `Bun.listen` with `tls`, and
+//! the load generator speaks TLS (rustls). Scenarios: echo at 64 connections, bulk,
+//! idle memory, and handshakes: `openssl s_time -new` against every server and
+//! against `openssl s_server`, with the server's CPU time per handshake. Output:
+//! `target/bench/tls.json`. Every child is killed on
 //! drop (and dies with the runner through `PR_SET_PDEATHSIG`); every wait is bounded.
 
 use std::collections::VecDeque;
@@ -83,6 +92,9 @@ struct Args {
     /// sleeping, so servers never pay for waking it.
     #[arg(long)]
     spin: bool,
+    /// Run over TLS (see the module docs).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Effective settings.
@@ -96,6 +108,29 @@ struct Config {
     server_cpu: Option<usize>,
     load_cpu: Option<usize>,
     spin: bool,
+    /// TLS mode: the server's certificate and key (the certificate is also the
+    /// load generator's CA).
+    tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Makes the benchmark's certificate (ECDSA P-256, localhost + 127.0.0.1).
+fn make_pki(dir: &Path) -> Result<TlsFiles, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let id = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .map_err(|e| format!("rcgen: {e}"))?;
+    let files = TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.cert, id.cert.pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&files.key, id.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
+    Ok(files)
 }
 
 fn main() -> ExitCode {
@@ -293,12 +328,29 @@ struct Candidate {
     args: Vec<String>,
     env: Vec<(String, String)>,
     skipped: Option<String>,
+    /// The server takes its port as `{port}` in its arguments and prints nothing:
+    /// the runner picks a free port and waits until it accepts connections.
+    port_arg: bool,
+    /// Only in the handshake scenario (not an echo server).
+    handshake_only: bool,
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 impl Candidate {
-    fn command(&self) -> Command {
+    fn command_on(&self, port: u16) -> Command {
         let mut c = Command::new(&self.program);
-        c.args(&self.args);
+        c.args(
+            self.args
+                .iter()
+                .map(|a| a.replace("{port}", &port.to_string())),
+        );
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -307,7 +359,26 @@ impl Candidate {
 
     /// Starts the server pinned to `cpu` and waits for `listening on ADDR`.
     fn start(&self, cpu: Option<usize>) -> Result<(Proc, SocketAddr), String> {
-        let mut p = Proc::spawn(self.name, self.command(), cpu, false)
+        if self.port_arg {
+            let port = free_port()?;
+            let mut p = Proc::spawn(self.name, self.command_on(port), cpu, false)
+                .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let end = Instant::now() + START_LIMIT;
+            loop {
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Ok((p, addr));
+                }
+                if p.exited().is_some() {
+                    return Err(p.why("exited before accepting connections"));
+                }
+                if Instant::now() >= end {
+                    return Err(format!("{} did not accept on {addr} in time", self.name));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let mut p = Proc::spawn(self.name, self.command_on(0), cpu, false)
             .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
         let line = p.next_line(START_LIMIT)?;
         let addr = line
@@ -319,18 +390,34 @@ impl Candidate {
 }
 
 fn server_candidate(cfg: &Config, name: &'static str, desc: &str) -> Candidate {
+    let mut args: Vec<String> = vec!["--kind".into(), name.into(), "--port".into(), "0".into()];
+    if let Some(t) = &cfg.tls {
+        args.extend([
+            "--tls-cert".into(),
+            t.cert.display().to_string(),
+            "--tls-key".into(),
+            t.key.display().to_string(),
+        ]);
+    }
     Candidate {
         name,
         desc: desc.to_string(),
         program: cfg.bin_dir.join("bench-server"),
-        args: vec!["--kind".into(), name.into(), "--port".into(), "0".into()],
+        args,
         env: Vec::new(),
         skipped: None,
+        port_arg: false,
+        handshake_only: false,
     }
 }
 
 fn candidates(cfg: &Config, args: &Args) -> Vec<Candidate> {
     let smol_threads = std::env::var("SMOL_THREADS").unwrap_or_else(|_| "1 (default)".into());
+    let tokio = if cfg.tls.is_some() {
+        "tokio-rustls on tokio"
+    } else {
+        "tokio"
+    };
     let mut list = vec![
         server_candidate(cfg, "blocking", "netkit blocking EventLoop, 1 loop thread"),
         server_candidate(
@@ -338,14 +425,49 @@ fn candidates(cfg: &Config, args: &Args) -> Vec<Candidate> {
             "smol",
             &format!("netkit-smol Server on smol's global executor (SMOL_THREADS={smol_threads})"),
         ),
-        server_candidate(cfg, "tokio-ct", "tokio current_thread, task per connection"),
+        server_candidate(
+            cfg,
+            "tokio-ct",
+            &format!("{tokio} current_thread, task per connection"),
+        ),
         server_candidate(
             cfg,
             "tokio-mt",
-            "tokio multi_thread, 2 workers, task per connection",
+            &format!("{tokio} multi_thread, 2 workers, task per connection"),
         ),
-        server_candidate(cfg, "std-threads", "std::net, thread per connection"),
     ];
+    if cfg.tls.is_none() {
+        list.push(server_candidate(
+            cfg,
+            "std-threads",
+            "std::net, thread per connection",
+        ));
+    }
+    if let Some(t) = &cfg.tls {
+        list.push(Candidate {
+            name: "openssl",
+            desc: format!(
+                "openssl s_server -www ({}), handshakes only",
+                openssl_version().unwrap_or_else(|| "version unknown".into())
+            ),
+            program: PathBuf::from("openssl"),
+            args: vec![
+                "s_server".into(),
+                "-accept".into(),
+                "127.0.0.1:{port}".into(),
+                "-cert".into(),
+                t.cert.display().to_string(),
+                "-key".into(),
+                t.key.display().to_string(),
+                "-www".into(),
+                "-quiet".into(),
+            ],
+            env: Vec::new(),
+            skipped: None,
+            port_arg: true,
+            handshake_only: true,
+        });
+    }
     let wanted = |n: &str| args.only.is_empty() || args.only.iter().any(|o| o == n);
     list.retain(|c| wanted(c.name));
     if wanted("bun") {
@@ -356,8 +478,17 @@ fn candidates(cfg: &Config, args: &Args) -> Vec<Candidate> {
                 desc: format!("Bun {version} Bun.listen echo ({}){note}", script.display()),
                 program: bun,
                 args: vec![script.display().to_string()],
-                env: vec![("PORT".into(), "0".into())],
+                env: {
+                    let mut env = vec![("PORT".to_string(), "0".to_string())];
+                    if let Some(t) = &cfg.tls {
+                        env.push(("TLS_CERT".into(), t.cert.display().to_string()));
+                        env.push(("TLS_KEY".into(), t.key.display().to_string()));
+                    }
+                    env
+                },
                 skipped: None,
+                port_arg: false,
+                handshake_only: false,
             },
             Err(reason) => Candidate {
                 name: "bun",
@@ -366,10 +497,17 @@ fn candidates(cfg: &Config, args: &Args) -> Vec<Candidate> {
                 args: Vec::new(),
                 env: Vec::new(),
                 skipped: Some(reason),
+                port_arg: false,
+                handshake_only: false,
             },
         });
     }
     list
+}
+
+fn openssl_version() -> Option<String> {
+    let out = Command::new("openssl").arg("version").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn bun_script() -> PathBuf {
@@ -563,6 +701,9 @@ fn measure(c: &Candidate, s: &Scenario, cfg: &Config) -> Result<Value, String> {
     if s.bulk {
         cmd.arg("--bulk");
     }
+    if let Some(t) = &cfg.tls {
+        cmd.arg("--tls-ca").arg(&t.cert);
+    }
     if cfg.spin {
         cmd.arg("--spin");
     }
@@ -609,6 +750,9 @@ fn idle(c: &Candidate, n: usize, cfg: &Config) -> Result<Value, String> {
     let mut cmd = Command::new(cfg.bin_dir.join("bench-load"));
     cmd.args(["--addr", &addr.to_string()])
         .args(["--idle", &n.to_string()]);
+    if let Some(t) = &cfg.tls {
+        cmd.arg("--tls-ca").arg(&t.cert);
+    }
     let mut load = Proc::spawn("bench-load", cmd, cfg.load_cpu, true)
         .map_err(|e| format!("cannot start bench-load: {e}"))?;
     let line = load.next_line(IDLE_READY_LIMIT)?;
@@ -714,9 +858,30 @@ fn run(args: &Args) -> Result<(), String> {
         server_cpu,
         load_cpu,
         spin: args.spin,
+        tls: if args.tls {
+            Some(make_pki(Path::new("target/bench/tls-pki"))?)
+        } else {
+            None
+        },
     };
-    let want_scenario =
-        |k: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == k);
+    // TLS runs the scenarios the TLS issue names unless asked for others.
+    let tls_default = ["echo-64", "bulk", "handshakes", "idle"];
+    let want_scenario = |k: &str| {
+        if args.scenarios.is_empty() {
+            if cfg.tls.is_some() {
+                tls_default.contains(&k)
+            } else {
+                k != "handshakes"
+            }
+        } else {
+            args.scenarios.iter().any(|s| s == k)
+        }
+    };
+    let out_path = if args.tls && args.out == Path::new("target/bench/tcp.json") {
+        PathBuf::from("target/bench/tls.json")
+    } else {
+        args.out.clone()
+    };
     let loadavg_start = loadavg();
     let background = background_cpu(Duration::from_secs(1));
     let started = Instant::now();
@@ -724,8 +889,12 @@ fn run(args: &Args) -> Result<(), String> {
     let mut cands = candidates(&cfg, args);
     preflight(&mut cands, &cfg);
     println!(
-        "netkit TCP benchmark: {} s windows after {} s warmup, {} round(s), median; idle {} connections",
-        cfg.seconds, cfg.warmup, cfg.rounds, cfg.idle
+        "netkit {} benchmark: {} s windows after {} s warmup, {} round(s), median; idle {} connections",
+        if cfg.tls.is_some() { "TLS" } else { "TCP" },
+        cfg.seconds,
+        cfg.warmup,
+        cfg.rounds,
+        cfg.idle
     );
     println!(
         "server pinned to CPU {}, load generator to CPU {}; load average at start: {loadavg_start}",
@@ -744,7 +913,12 @@ fn run(args: &Args) -> Result<(), String> {
             Some(r) => println!("  {:<12} skipped: {r}", c.name),
         }
     }
-    let live: Vec<&Candidate> = cands.iter().filter(|c| c.skipped.is_none()).collect();
+    let all_live: Vec<&Candidate> = cands.iter().filter(|c| c.skipped.is_none()).collect();
+    let live: Vec<&Candidate> = all_live
+        .iter()
+        .copied()
+        .filter(|c| !c.handshake_only)
+        .collect();
 
     let mut results = Vec::new();
     for s in SCENARIOS.iter().filter(|s| want_scenario(s.key)) {
@@ -802,7 +976,47 @@ fn run(args: &Args) -> Result<(), String> {
         print_idle(&idle_rows, &cands, &cfg);
     }
 
-    let targets = targets(&results, &idle_rows, &cands, &cfg);
+    let mut hs_rows: Vec<(String, Vec<Value>, Vec<String>)> = Vec::new();
+    if want_scenario("handshakes") {
+        hs_rows = all_live
+            .iter()
+            .map(|c| (c.name.to_string(), Vec::new(), Vec::new()))
+            .collect();
+        for round in 0..cfg.rounds {
+            for k in 0..all_live.len() {
+                let idx = (k + round) % all_live.len();
+                let c = all_live[idx];
+                eprint!(
+                    "bench-tcp: handshakes round {}/{}: {:<12}",
+                    round + 1,
+                    cfg.rounds,
+                    c.name
+                );
+                match handshakes(c, &cfg) {
+                    Ok(v) => {
+                        let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                        eprintln!(
+                            " {:>8.0} handshakes/s  {:.0} server CPU µs/handshake",
+                            f("hs_per_sec"),
+                            f("server_cpu_us_per_hs")
+                        );
+                        hs_rows[idx].1.push(v);
+                    }
+                    Err(e) => {
+                        eprintln!(" failed: {e}");
+                        hs_rows[idx].2.push(e);
+                    }
+                }
+            }
+        }
+        print_handshakes(&hs_rows, &cands, &cfg);
+    }
+
+    let targets = if cfg.tls.is_some() {
+        tls_targets(&results, &idle_rows, &hs_rows, &cands)
+    } else {
+        targets(&results, &idle_rows, &cands, &cfg)
+    };
     println!();
     println!("== targets ==");
     for t in &targets {
@@ -848,15 +1062,255 @@ fn run(args: &Args) -> Result<(), String> {
             Ok(v) => json!({ "candidate": n, "status": "ok", "result": v }),
             Err(e) => json!({ "candidate": n, "status": "failed", "reason": e }),
         }).collect::<Vec<_>>(),
+        "handshakes": hs_rows.iter().map(|(n, runs, errs)| json!({
+            "candidate": n,
+            "runs": runs,
+            "errors": errs,
+        })).collect::<Vec<_>>(),
         "targets": targets,
     });
-    if let Some(dir) = args.out.parent() {
+    if let Some(dir) = out_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    std::fs::write(&args.out, text + "\n").map_err(|e| format!("{}: {e}", args.out.display()))?;
-    println!("results written to {}", args.out.display());
+    std::fs::write(&out_path, text + "\n").map_err(|e| format!("{}: {e}", out_path.display()))?;
+    println!("results written to {}", out_path.display());
     Ok(())
+}
+
+/// Full handshakes against one server: `openssl s_time -new` (one handshake at a
+/// time, then close) pinned to the load CPU, with the server's CPU time sampled
+/// around it.
+fn handshakes(c: &Candidate, cfg: &Config) -> Result<Value, String> {
+    let (mut server, addr) = c.start(cfg.server_cpu)?;
+    let secs = cfg.seconds.ceil().max(1.0) as u64;
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_time", "-connect", &addr.to_string(), "-new", "-time"])
+        .arg(secs.to_string());
+    let pid = server.pid();
+    let cpu0 = netkit_bench::proc_cpu_time(pid).map_err(|e| format!("CPU of {pid}: {e}"))?;
+    let t0 = Instant::now();
+    let mut load = Proc::spawn("s_time", cmd, cfg.load_cpu, false)
+        .map_err(|e| format!("cannot start openssl s_time: {e}"))?;
+    let limit = Duration::from_secs(secs) + RUN_SLACK;
+    let mut count = None;
+    let end = Instant::now() + limit;
+    while count.is_none() {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = match load.next_line(left) {
+            Ok(l) => l,
+            Err(e) => return Err(format!("s_time: {e}; {}", load.stderr_tail())),
+        };
+        // "2713 connections in 3 real seconds, 0 bytes read per connection"
+        if line.contains("real seconds") {
+            count = line
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok());
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu1 = netkit_bench::proc_cpu_time(pid).map_err(|e| format!("CPU of {pid}: {e}"))?;
+    let _ = load.wait_exit(Duration::from_secs(10));
+    if server.exited().is_some() {
+        return Err(server.why("server exited during the run"));
+    }
+    let n = count.unwrap_or(0);
+    if n == 0 {
+        return Err("s_time completed no handshake".into());
+    }
+    let cpu = cpu1.saturating_sub(cpu0).as_secs_f64();
+    Ok(json!({
+        "handshakes": n,
+        "seconds": wall,
+        "hs_per_sec": n as f64 / wall,
+        "server_cpu_s": cpu,
+        "server_cpu_us_per_hs": cpu * 1e6 / n as f64,
+        "server_cpu_pct": 100.0 * cpu / wall,
+    }))
+}
+
+fn hs_med(rows: &[(String, Vec<Value>, Vec<String>)], cand: &str, key: &str) -> Option<f64> {
+    let (_, runs, _) = rows.iter().find(|(n, _, _)| n == cand)?;
+    let xs: Vec<f64> = runs
+        .iter()
+        .filter_map(|v| v.get(key).and_then(Value::as_f64))
+        .collect();
+    median(&xs)
+}
+
+fn print_handshakes(rows: &[(String, Vec<Value>, Vec<String>)], cands: &[Candidate], cfg: &Config) {
+    println!();
+    println!(
+        "== full TLS handshakes, openssl s_time -new ({} round(s) x {} s, median) ==",
+        cfg.rounds,
+        cfg.seconds.ceil().max(1.0)
+    );
+    println!(
+        "{:<12} {:>12} {:>10} {:>10} {:>14} {:>10} {:>10} {:>9}",
+        "candidate",
+        "hs/s",
+        "vs s_srv",
+        "vs tok-mt",
+        "CPU µs/hs",
+        "vs s_srv",
+        "vs tok-mt",
+        "srv CPU%"
+    );
+    let base = |k: &str| (hs_med(rows, "openssl", k), hs_med(rows, "tokio-mt", k));
+    let (rate_ssl, rate_tok) = base("hs_per_sec");
+    let (cpu_ssl, cpu_tok) = base("server_cpu_us_per_hs");
+    for c in cands {
+        if let Some(reason) = &c.skipped {
+            println!("{:<12} skipped: {reason}", c.name);
+            continue;
+        }
+        let Some(row) = rows.iter().find(|(n, _, _)| n == c.name) else {
+            continue;
+        };
+        if row.1.is_empty() {
+            println!(
+                "{:<12} failed: {}",
+                c.name,
+                row.2.first().map_or("", String::as_str)
+            );
+            continue;
+        }
+        let rate = hs_med(rows, c.name, "hs_per_sec");
+        let cpu = hs_med(rows, c.name, "server_cpu_us_per_hs");
+        println!(
+            "{:<12} {:>12} {:>10} {:>10} {:>14} {:>10} {:>10} {:>9}",
+            c.name,
+            rate.map_or("-".into(), |x| format!("{x:.0}")),
+            fmt_ratio(ratio(rate, rate_ssl)),
+            fmt_ratio(ratio(rate, rate_tok)),
+            cpu.map_or("-".into(), |x| format!("{x:.0}")),
+            fmt_ratio(ratio(cpu, cpu_ssl)),
+            fmt_ratio(ratio(cpu, cpu_tok)),
+            hs_med(rows, c.name, "server_cpu_pct").map_or("-".into(), |x| format!("{x:.0}")),
+        );
+    }
+}
+
+/// The TLS issue's targets.
+fn tls_targets(
+    results: &[ScenarioResult],
+    idle_rows: &[(String, Result<Value, String>)],
+    hs_rows: &[(String, Vec<Value>, Vec<String>)],
+    cands: &[Candidate],
+) -> Vec<Value> {
+    let scen = |k: &str| results.iter().find(|r| r.scenario.key == k);
+    let mut out = Vec::new();
+    let cmp = |text: String,
+               a: Option<f64>,
+               b: Option<f64>,
+               ok: &dyn Fn(f64) -> bool,
+               unit: &str,
+               names: &[&str],
+               r: Option<&ScenarioResult>| match ratio(a, b) {
+        Some(x) => target(
+            text,
+            Some(ok(x)),
+            format!(
+                "{x:.3}x ({:.2} vs {:.2} {unit})",
+                a.unwrap_or(0.0),
+                b.unwrap_or(0.0)
+            ),
+        ),
+        None => target(text, None, unavailable(names, r, cands)),
+    };
+    let e64 = scen("echo-64");
+    let bulk = scen("bulk");
+    for cand in ["blocking", "smol"] {
+        out.push(cmp(
+            format!("{cand} TLS echo rate at 64 conns >= 1.0x tokio-rustls (tokio-mt)"),
+            e64.and_then(|r| r.med(cand, "rt_per_sec")),
+            e64.and_then(|r| r.med("tokio-mt", "rt_per_sec")),
+            &|x| x >= 1.0,
+            "rt/s",
+            &[cand, "tokio-mt"],
+            e64,
+        ));
+        out.push(cmp(
+            format!("{cand} TLS server CPU per round trip at 64 conns <= 1.0x tokio-rustls"),
+            e64.and_then(|r| r.med(cand, "server_cpu_us_per_rt")),
+            e64.and_then(|r| r.med("tokio-mt", "server_cpu_us_per_rt")),
+            &|x| x <= 1.0,
+            "µs/rt",
+            &[cand, "tokio-mt"],
+            e64,
+        ));
+        out.push(cmp(
+            format!("{cand} TLS bulk >= 1.0x tokio-rustls (tokio-mt)"),
+            bulk.and_then(|r| r.med(cand, "mb_per_sec")),
+            bulk.and_then(|r| r.med("tokio-mt", "mb_per_sec")),
+            &|x| x >= 1.0,
+            "MB/s",
+            &[cand, "tokio-mt"],
+            bulk,
+        ));
+    }
+    let hs = |c: &str, k: &str| hs_med(hs_rows, c, k);
+    if !hs_rows.is_empty() {
+        for cand in ["blocking", "smol"] {
+            out.push(cmp(
+                format!("{cand} handshakes/s >= 1.3x openssl s_server"),
+                hs(cand, "hs_per_sec"),
+                hs("openssl", "hs_per_sec"),
+                &|x| x >= 1.3,
+                "hs/s",
+                &[cand, "openssl"],
+                None,
+            ));
+            out.push(cmp(
+                format!("{cand} server CPU per handshake <= 1.0x tokio-rustls"),
+                hs(cand, "server_cpu_us_per_hs"),
+                hs("tokio-mt", "server_cpu_us_per_hs"),
+                &|x| x <= 1.0,
+                "µs/hs",
+                &[cand, "tokio-mt"],
+                None,
+            ));
+            out.push(cmp(
+                format!("{cand} server CPU per handshake <= 0.5x openssl s_server"),
+                hs(cand, "server_cpu_us_per_hs"),
+                hs("openssl", "server_cpu_us_per_hs"),
+                &|x| x <= 0.5,
+                "µs/hs",
+                &[cand, "openssl"],
+                None,
+            ));
+        }
+    }
+    let per_conn = |n: &str| -> Option<f64> {
+        match idle_rows.iter().find(|(c, _)| c == n) {
+            Some((_, Ok(v))) => v.get("bytes_per_conn").and_then(Value::as_f64),
+            _ => None,
+        }
+    };
+    if !idle_rows.is_empty() {
+        for cand in ["blocking", "smol"] {
+            out.push(cmp(
+                format!("{cand} memory per idle TLS connection <= Bun's"),
+                per_conn(cand),
+                per_conn("bun"),
+                &|x| x <= 1.0,
+                "B/conn",
+                &[cand, "bun"],
+                None,
+            ));
+            out.push(cmp(
+                format!("{cand} memory per idle TLS connection vs tokio-rustls (tokio-mt), informational"),
+                per_conn(cand),
+                per_conn("tokio-mt"),
+                &|x| x <= 1.0,
+                "B/conn",
+                &[cand, "tokio-mt"],
+                None,
+            ));
+        }
+    }
+    out
 }
 
 /// Machine-wide busy CPU over `window`, in percent of one CPU (the runner itself
