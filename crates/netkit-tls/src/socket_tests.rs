@@ -278,3 +278,231 @@ proptest! {
         prop_assert_eq!(&ss.events, &vec![Event::Open]);
     }
 }
+
+/// TLS inside TLS in memory: a `TlsSocket` whose transport is a client
+/// `TlsSession` (a proxy tunnel), against a `TlsSocket` server behind the
+/// tunnel's server session. Each layer has its own name and certificate; data
+/// flows both ways at any split of the outer ciphertext, and one `end()` closes
+/// both layers cleanly (close_notify inside, then the tunnel's close_notify as the
+/// inner transport's FIN).
+#[test]
+fn tls_socket_inside_a_tls_session() {
+    fn identity(name: &str) -> (Pem, Pem) {
+        let id = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+        (
+            Pem::new(format!("{name}.pem"), id.cert.pem()),
+            Pem::new(format!("{name}.key"), id.signing_key.serialize_pem()),
+        )
+    }
+    fn configs(id: &(Pem, Pem)) -> (crate::ServerConfig, crate::ClientConfig) {
+        let time = || -> Option<Arc<dyn rustls::time_provider::TimeProvider>> {
+            Some(Arc::new(crate::tests::FixedTime(crate::tests::Y2030)))
+        };
+        let mut so = ServerOptions::new(id.0.clone(), id.1.clone());
+        so.time = time();
+        let co = ClientOptions {
+            ca: Some(id.0.clone()),
+            time: time(),
+            ..ClientOptions::default()
+        };
+        (
+            crate::server_config(&so).unwrap(),
+            crate::client_config(&co).unwrap(),
+        )
+    }
+    /// Moves the plaintext a socket transmits into the session that carries it;
+    /// the socket's FIN becomes the session's close_notify.
+    fn socket_to_session(sock: &mut TlsSocket, sess: &mut TlsSession) -> bool {
+        let now = t0();
+        let mut progress = false;
+        loop {
+            match sock.poll_transmit(now) {
+                Transmit::Bytes(b) => {
+                    let n = sess.write(b).unwrap();
+                    sock.handle_sent(now, n);
+                }
+                Transmit::Shutdown => {
+                    sess.close();
+                    sock.handle_shutdown(now);
+                }
+                Transmit::Idle => return progress,
+            }
+            progress = true;
+        }
+    }
+    /// Moves a session's TLS bytes to its peer session in pieces of `chunk`, as
+    /// far as the peer takes them (it stops while its plaintext is not read).
+    fn session_to_session(a: &mut TlsSession, b: &mut TlsSession, chunk: usize) -> bool {
+        let mut progress = false;
+        while a.wants_transmit() {
+            let n = a.transmit().len().min(chunk);
+            let taken = b.handle_input(&a.transmit()[..n]).unwrap();
+            if taken == 0 {
+                break;
+            }
+            a.handle_sent(taken);
+            progress = true;
+        }
+        progress
+    }
+    /// Moves the plaintext a session received into the socket it carries; its
+    /// peer's close_notify becomes the socket's transport EOF (once).
+    fn session_to_socket(
+        sess: &mut TlsSession,
+        sock: &mut TlsSocket,
+        eof_given: &mut bool,
+        seen: &mut Seen,
+        buf: &mut [u8],
+    ) -> bool {
+        let now = t0();
+        let mut progress = false;
+        while sess.poll_event().is_some() {}
+        loop {
+            let n = sess.read_plaintext(buf);
+            if n == 0 {
+                break;
+            }
+            sock.handle_input(now, &buf[..n]);
+            progress = true;
+        }
+        if sess.peer_closed() && !*eof_given {
+            *eof_given = true;
+            sock.handle_eof(now);
+            progress = true;
+        }
+        loop {
+            let n = sock.read_plaintext(now, buf);
+            if n == 0 {
+                break;
+            }
+            seen.data.extend_from_slice(&buf[..n]);
+            progress = true;
+        }
+        while let Some(ev) = sock.poll_event() {
+            seen.events.push(ev);
+            progress = true;
+        }
+        progress
+    }
+
+    struct World {
+        tc: TlsSession,
+        ts: TlsSession,
+        ec: TlsSocket,
+        es: TlsSocket,
+        cs: Seen,
+        ss: Seen,
+        c_eof: bool,
+        s_eof: bool,
+        chunk: usize,
+    }
+    impl World {
+        fn run(&mut self) {
+            let mut buf = vec![0u8; 64 * 1024];
+            for _ in 0..100_000 {
+                let mut p = socket_to_session(&mut self.ec, &mut self.tc);
+                p |= session_to_session(&mut self.tc, &mut self.ts, self.chunk);
+                p |= session_to_socket(
+                    &mut self.ts,
+                    &mut self.es,
+                    &mut self.s_eof,
+                    &mut self.ss,
+                    &mut buf,
+                );
+                p |= socket_to_session(&mut self.es, &mut self.ts);
+                p |= session_to_session(&mut self.ts, &mut self.tc, self.chunk);
+                p |= session_to_socket(
+                    &mut self.tc,
+                    &mut self.ec,
+                    &mut self.c_eof,
+                    &mut self.cs,
+                    &mut buf,
+                );
+                if !p {
+                    return;
+                }
+            }
+            panic!("no quiescence");
+        }
+    }
+
+    for chunk in [usize::MAX, 1000, 7] {
+        let now = t0();
+        let tunnel_id = identity("tunnel.test");
+        let origin_id = identity("localhost");
+        let (tunnel_server, tunnel_client) = configs(&tunnel_id);
+        let (origin_server, origin_client) = configs(&origin_id);
+        let tc = TlsSession::client(&tunnel_client, "tunnel.test").unwrap();
+        let ts = TlsSession::server(&tunnel_server).unwrap();
+        let config = Config::default();
+        let mut ec = TlsSocket::new(
+            now,
+            config.clone(),
+            TlsSession::client(&origin_client, "localhost").unwrap(),
+        );
+        let mut es = TlsSocket::new(now, config, TlsSession::server(&origin_server).unwrap());
+        // The tunnel is up (a proxy's CONNECT answered): both inner sides start.
+        ec.handle_connected(now);
+        es.handle_connected(now);
+        let mut w = World {
+            tc,
+            ts,
+            ec,
+            es,
+            cs: Seen::default(),
+            ss: Seen::default(),
+            c_eof: false,
+            s_eof: false,
+            chunk,
+        };
+
+        let up: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut off = 0;
+        while off < up.len() {
+            off += w.ec.write(now, &up[off..]).unwrap();
+            w.run();
+        }
+        assert_eq!(w.cs.events, [Event::Open], "chunk {chunk}");
+        assert_eq!(w.ss.events, [Event::Open], "chunk {chunk}");
+        assert!(w.ss.data == up, "chunk {chunk}: upstream data");
+        // Each layer saw its own name and certificate.
+        assert_eq!(w.ts.sni(), Some("tunnel.test"));
+        assert_eq!(w.es.session().sni(), Some("localhost"));
+        let leaf = |s: &TlsSession| s.peer_certificates().unwrap()[0].to_vec();
+        assert_eq!(leaf(&w.tc), tunnel_id.0.certificates().unwrap()[0].to_vec());
+        assert_eq!(
+            leaf(w.ec.session()),
+            origin_id.0.certificates().unwrap()[0].to_vec()
+        );
+        assert_eq!(
+            w.ec.session().authorization(),
+            Some(&crate::Authorization::Authorized)
+        );
+
+        let down = b"the origin answers through the tunnel".repeat(1000);
+        let mut off = 0;
+        while off < down.len() {
+            off += w.es.write(now, &down[off..]).unwrap();
+            w.run();
+        }
+        assert!(w.cs.data == down, "chunk {chunk}: downstream data");
+
+        // One end(): inner close_notify, the tunnel's close_notify (the inner
+        // FIN), the server's End and its own end, back the same way.
+        w.ec.end(now).unwrap();
+        w.run();
+        assert_eq!(
+            w.ss.events,
+            [Event::Open, Event::End, Event::Close(None)],
+            "chunk {chunk}"
+        );
+        assert_eq!(
+            w.cs.events,
+            [Event::Open, Event::End, Event::Close(None)],
+            "chunk {chunk}"
+        );
+        assert!(w.tc.peer_closed() && w.ts.peer_closed());
+        assert_eq!(w.tc.handle_eof(), Ok(()));
+        assert_eq!(w.ts.handle_eof(), Ok(()));
+    }
+}

@@ -11,6 +11,9 @@
 //! The driver makes no protocol decision: backpressure, `drain`, half-close and the
 //! idle timer are all `netkit-socket`'s.
 //!
+//! Outside the loop, [`TlsStream`] is a blocking `Read + Write` TLS stream over any
+//! transport, another `TlsStream` included (TLS inside TLS, for proxy tunnels).
+//!
 //! # Examples
 //!
 //! An echo server and a client on one loop:
@@ -51,10 +54,12 @@ mod event_loop;
 pub mod multi;
 mod socket;
 mod sys;
+mod tls_stream;
 
 pub use event_loop::{ClientGroup, EventLoop, LoopHandle, Server};
 pub use netkit_sys::{ClientTls, ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
 pub use socket::Socket;
+pub use tls_stream::TlsStream;
 
 /// A set of socket handlers, implemented once per server or client group
 /// (Bun's `socket: { open, data, drain, close, end, error, timeout, connectError }`).

@@ -8,6 +8,8 @@
 //! The futures are executor-agnostic (`async-io` reactor); [`Server::run`] runs
 //! connection tasks inside its own future (one thread) and [`Server::run_with`]
 //! hands them to your executor (for example smol's multi-threaded one).
+//! [`TlsStream`] is an `AsyncRead`/`AsyncWrite` TLS stream over any transport,
+//! another `TlsStream` included (TLS inside TLS, for proxy tunnels).
 //!
 //! # Examples
 //!
@@ -41,6 +43,7 @@
 //! ```
 
 mod stream;
+mod tls_stream;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -60,6 +63,7 @@ use netkit_tls::{Machine, TlsSession, TlsSocket};
 
 pub use netkit_sys::{ClientTls, ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
 pub use stream::{TcpListener, TcpStream};
+pub use tls_stream::TlsStream;
 
 /// Size of each thread's shared read buffer.
 const READ_BUF: usize = 64 * 1024;
