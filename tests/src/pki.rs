@@ -1,10 +1,14 @@
 //! A test PKI made at run time with rcgen, written as PEM files into a temp dir:
 //! a CA, a leaf for `localhost` + 127.0.0.1 + ::1, one for another name, an expired
-//! one, a self-signed one.
+//! one, a self-signed one, a client certificate (clientAuth), and a second,
+//! untrusted CA with a client certificate of its own (for mTLS refusals).
 
 use std::path::PathBuf;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, date_time_ymd};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    date_time_ymd,
+};
 
 use crate::peer::TempDir;
 
@@ -30,6 +34,12 @@ pub struct Pki {
     pub expired: Identity,
     /// `localhost`, self-signed.
     pub self_signed: Identity,
+    /// A client certificate (CN `netkit test client`, clientAuth) signed by `ca`.
+    pub client: Identity,
+    /// A second CA that nothing trusts.
+    pub untrusted_ca: PathBuf,
+    /// A client certificate (clientAuth) signed by `untrusted_ca`.
+    pub untrusted_client: Identity,
     path: PathBuf,
     _dir: Option<TempDir>,
 }
@@ -51,13 +61,7 @@ impl Pki {
     }
 
     fn make(dir: &std::path::Path) -> Self {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "netkit test CA");
-        let ca =
-            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+        let ca = make_ca("netkit test CA");
         let write = |name: &str, text: String| {
             let p = dir.join(name);
             std::fs::write(&p, text).expect("write PEM");
@@ -94,8 +98,27 @@ impl Pki {
             cert: write("self.pem", ss.pem()),
             key: write("self.key", ss_key.serialize_pem()),
         };
+        let untrusted = make_ca("netkit untrusted CA");
+        let client_of = |name: &str, issuer: &CertifiedIssuer<'static, KeyPair>| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "netkit test client");
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = params.signed_by(&key, issuer).expect("sign");
+            Identity {
+                cert: write(&format!("{name}.pem"), cert.pem()),
+                key: write(&format!("{name}.key"), key.serialize_pem()),
+            }
+        };
+        let client = client_of("client", &ca);
+        let untrusted_client = client_of("untrusted-client", &untrusted);
         Self {
             ca: ca_path,
+            client,
+            untrusted_ca: write("untrusted-ca.pem", untrusted.pem()),
+            untrusted_client,
             localhost,
             other,
             expired,
@@ -109,6 +132,36 @@ impl Pki {
     pub fn dir(&self) -> &std::path::Path {
         &self.path
     }
+}
+
+fn make_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA")
+}
+
+/// PEM of self-signed CA certificates, unrelated to any test chain, whose DER
+/// adds up to at least `min_der_bytes`: appended to a real chain, they make its
+/// Certificate message as large as wanted without changing what verifies.
+/// Returns the PEM and the number of certificates.
+pub fn padding_certificates(min_der_bytes: usize) -> (String, usize) {
+    let key = KeyPair::generate().expect("key");
+    let (mut pem, mut der, mut n) = (String::new(), 0, 0);
+    while der < min_der_bytes {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("netkit padding CA {n}"));
+        let cert = params.self_signed(&key).expect("self-signed");
+        der += cert.der().len();
+        pem.push_str(&cert.pem());
+        n += 1;
+    }
+    (pem, n)
 }
 
 impl Default for Pki {

@@ -25,6 +25,10 @@ pub struct Behavior {
     pub end_after_reply: bool,
     /// Serve TLS.
     pub tls: Option<netkit_tls::ServerConfig>,
+    /// Also record TLS details: in `open`, how the peer's certificate verified
+    /// (`auth:authorized`, `auth:no-certificate` or `auth:unauthorized:DETAIL`);
+    /// after `connect_error:CODE`, the error's text (`detail:TEXT`).
+    pub record_tls: bool,
 }
 
 /// Per-connection state.
@@ -61,6 +65,7 @@ trait SockOps {
     fn close(&mut self);
     fn set_timeout(&mut self, t: Option<Duration>);
     fn buffered(&self) -> usize;
+    fn authorization(&self) -> Option<netkit_tls::Authorization>;
     fn st(&mut self) -> &mut ConnState;
 }
 
@@ -88,6 +93,9 @@ macro_rules! sock_ops {
             fn buffered(&self) -> usize {
                 Self::buffered(self)
             }
+            fn authorization(&self) -> Option<netkit_tls::Authorization> {
+                self.tls().and_then(|t| t.authorization()).cloned()
+            }
             fn st(&mut self) -> &mut ConnState {
                 self.data_mut()
             }
@@ -112,6 +120,17 @@ impl Logic {
         let id = self.rec.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         s.st().id = id;
         self.rec.push(id, "open");
+        if self.behavior.record_tls {
+            let auth = match s.authorization() {
+                None => "auth:none".to_string(),
+                Some(netkit_tls::Authorization::Authorized) => "auth:authorized".to_string(),
+                Some(netkit_tls::Authorization::NoCertificate) => "auth:no-certificate".to_string(),
+                Some(netkit_tls::Authorization::Unauthorized(e)) => {
+                    format!("auth:unauthorized:{e}")
+                }
+            };
+            self.rec.push(id, auth);
+        }
         if self.behavior.timeout.is_some() {
             s.set_timeout(self.behavior.timeout);
         }
@@ -190,6 +209,9 @@ impl Logic {
 
     fn connect_error(&self, e: &Error) {
         self.rec.push(0, format!("connect_error:{}", e.code()));
+        if self.behavior.record_tls {
+            self.rec.push(0, format!("detail:{e}"));
+        }
     }
 
     fn close(&self, s: &mut impl SockOps, e: Option<&Error>) {

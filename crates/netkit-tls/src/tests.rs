@@ -548,3 +548,66 @@ thread_local! {
         (p.ca, p.localhost)
     };
 }
+
+/// PEM of self-signed CA certificates, unrelated to the test chain, whose DER
+/// adds up to at least `min_der_bytes`: appended to a real chain, they grow its
+/// Certificate message without changing what verifies.
+fn padding_certificates(min_der_bytes: usize) -> String {
+    let key = KeyPair::generate().unwrap();
+    let (mut pem, mut der, mut n) = (String::new(), 0, 0);
+    while der < min_der_bytes {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("padding CA {n}"));
+        let cert = params.self_signed(&key).unwrap();
+        der += cert.der().len();
+        pem.push_str(&cert.pem());
+        n += 1;
+    }
+    pem
+}
+
+/// A server chain whose Certificate message is over rustls's 64 KiB limit on a
+/// handshake message. rustls does not measure the chain when it is configured,
+/// so `server_config` accepts it; the client then fails the handshake with a
+/// clean error naming the oversized message, whatever the input split. rustls
+/// queues no alert for this error (the deframer returns it bare), so the
+/// server sees only the transport close: a handshake EOF. Just under the limit
+/// (60 KiB of padding) the handshake completes: a message that large never
+/// stalls input.
+#[test]
+fn certificate_chain_over_the_handshake_message_limit() {
+    let pki = pki();
+    let leaf = String::from_utf8(pki.localhost.0.data.clone()).unwrap();
+    for (padding, refused) in [(60 * 1024, false), (80 * 1024, true)] {
+        let chain = Pem::new("chain.pem", leaf.clone() + &padding_certificates(padding));
+        let mut so = ServerOptions::new(chain, pki.localhost.1.clone());
+        so.time = clock();
+        let scfg = server_config(&so).expect("an oversized chain is not a config error");
+        for chunk in [usize::MAX, 1000, 17] {
+            let mut c = TlsSession::client(&client(&pki.ca), "localhost").unwrap();
+            let mut s = TlsSession::server(&scfg).unwrap();
+            c.write(b"x").unwrap();
+            let (ce, se) = pump(&mut c, &mut s, chunk);
+            if !refused {
+                assert_eq!((ce, se), (None, None), "{padding} B, chunks of {chunk}");
+                assert_eq!(read_all(&mut s), b"x");
+                continue;
+            }
+            let ce = ce.expect("the client must refuse");
+            assert_eq!(
+                ce.to_string(),
+                "received corrupt message of type HandshakePayloadTooLarge",
+                "chunks of {chunk}"
+            );
+            assert!(!ce.is_certificate_error());
+            assert!(c.is_handshaking(), "never opened");
+            assert_eq!(se, None, "rustls sends no alert for this error");
+            assert!(s.is_handshaking(), "never opened");
+            assert!(read_all(&mut s).is_empty());
+            assert_eq!(s.handle_eof(), Err(Error::HandshakeEof));
+        }
+    }
+}
