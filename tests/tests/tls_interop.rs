@@ -501,14 +501,12 @@ fn mtls_server_requires_a_trusted_client_certificate(d: Driver) {
     assert_eq!(of("open"), 2, "only the trusted clients opened: {events:?}");
 }
 
-/// A failed handshake should tell the peer why, as OpenSSL-based Bun does: the
-/// TLS session queues rustls's fatal alert (certificate_required, unknown_ca
-/// on a server; unknown_ca from a client refusing the server), but both
-/// drivers close the socket when they deliver the `connect_error`, without
-/// sending what the session still holds, so the peer sees an EOF or a reset.
-/// Known bug: run with `--ignored` to check a fix.
+/// A failed handshake tells the peer why, as OpenSSL-based Bun does: the
+/// session queues rustls's fatal alert (certificate_required, unknown_ca on a
+/// server; unknown_ca from a client refusing the server) and the drivers send
+/// it (`Machine::parting_bytes`) before closing, so the peer does not see a bare
+/// EOF or reset.
 #[test]
-#[ignore = "bug: the drivers drop the alert of a failed handshake"]
 fn failed_handshakes_send_their_alert() {
     if !have("openssl") {
         return;

@@ -119,6 +119,17 @@ impl Machine {
         }
     }
 
+    /// What a closed connection still owes the peer, for the driver to send once,
+    /// best effort, before it closes the transport: the alert of a failed TLS
+    /// handshake or session (so the peer learns why, e.g. "unknown ca"), or
+    /// records not yet sent. Empty for plain TCP and for a reset.
+    pub fn parting_bytes(&self) -> &[u8] {
+        match self {
+            Self::Tls(t) if t.is_closed() && !t.reset_on_close() => t.session().transmit(),
+            _ => &[],
+        }
+    }
+
     /// Whether the transport's bytes are plaintext (no TLS).
     pub fn is_plain(&self) -> bool {
         matches!(self, Self::Plain(_))

@@ -611,3 +611,28 @@ fn certificate_chain_over_the_handshake_message_limit() {
         }
     }
 }
+
+#[test]
+fn a_client_refusing_the_server_sends_an_alert() {
+    let pki = pki();
+    let mut c = TlsSession::client(&client(&pki.ca), "localhost").unwrap();
+    let mut s = TlsSession::server(&{
+        let mut so = ServerOptions::new(pki.self_signed.0.clone(), pki.self_signed.1.clone());
+        so.time = clock();
+        server_config(&so).unwrap()
+    })
+    .unwrap();
+    let mut wire = Vec::new();
+    c.poll_transmit(&mut wire);
+    s.handle_input(&wire).unwrap();
+    wire.clear();
+    s.poll_transmit(&mut wire);
+    let err = c.handle_input(&wire).unwrap_err();
+    assert!(err.is_certificate_error(), "{err}");
+    // The alert is what the client still has to send; the server hears why.
+    assert!(c.wants_transmit(), "no alert queued");
+    wire.clear();
+    c.poll_transmit(&mut wire);
+    let got = s.handle_input(&wire).unwrap_err();
+    assert!(got.to_string().contains("alert"), "{got}");
+}

@@ -867,6 +867,10 @@ impl<H: Handler> GroupImpl<H> {
         }
         if closed {
             let conn = self.conns.remove(slot as usize);
+            let parting = conn.sm.parting_bytes();
+            if !parting.is_empty() {
+                let _ = conn.sock.send(parting);
+            }
             close_conn(cx.poller, conn);
             return;
         }

@@ -567,6 +567,10 @@ async fn drive<H: Handler>(
                 });
             }
             if deliver(&*h, Some(&stream), &mut sm, &mut data, peer) {
+                let parting = sm.parting_bytes();
+                if !parting.is_empty() {
+                    let _ = stream.get_ref().write(parting);
+                }
                 if sm.reset_on_close() {
                     let _ =
                         socket2::SockRef::from(stream.get_ref()).set_linger(Some(Duration::ZERO));
