@@ -61,7 +61,11 @@ impl Pki {
     }
 
     fn make(dir: &std::path::Path) -> Self {
-        let ca = make_ca("netkit test CA");
+        // Each PKI's CA has its own name, so a chain from another test PKI is an
+        // unknown issuer rather than a bad signature under a name we trust.
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ca = make_ca(&format!("netkit test CA {}-{n}", std::process::id()));
         let write = |name: &str, text: String| {
             let p = dir.join(name);
             std::fs::write(&p, text).expect("write PEM");

@@ -748,6 +748,12 @@ impl TlsSession {
         }
     }
 
+    /// The fatal error this session failed with, if it did. Calls that can fail
+    /// return it; reads report it here.
+    pub fn error(&self) -> Option<&Error> {
+        self.failed.as_ref()
+    }
+
     /// Whether the handshake is still in progress.
     pub fn is_handshaking(&self) -> bool {
         self.common().is_handshaking()

@@ -243,9 +243,8 @@ impl<S: Read + Write> Read for TlsStream<S> {
             if n > 0 {
                 return Ok(n);
             }
-            // A failure while decrypting is remembered by the session and
-            // reported by the next call that can fail.
-            if let Err(e) = self.session.handle_input(&[]) {
+            // A failure while decrypting is kept by the session.
+            if let Some(e) = self.session.error().cloned() {
                 let _ = self.send_pending();
                 return Err(tls_io(e));
             }

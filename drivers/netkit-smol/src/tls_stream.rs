@@ -251,9 +251,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
             if n > 0 {
                 return Poll::Ready(Ok(n));
             }
-            // A failure while decrypting is remembered by the session and
-            // reported by the next call that can fail.
-            if let Err(e) = this.session.handle_input(&[]) {
+            // A failure while decrypting is kept by the session.
+            if let Some(e) = this.session.error().cloned() {
                 let _ = this.poll_send_pending(cx);
                 return Poll::Ready(Err(tls_io(e)));
             }
