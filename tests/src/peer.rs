@@ -156,3 +156,80 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// Whether `tool` runs (`tool version_arg`). When it does not, says so loudly on
+/// stderr: `.ci/run` installs every tool the tests use, so a skip there is a bug,
+/// and a developer machine without the tool should see why a test did nothing.
+pub fn have(tool: &str, version_arg: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        eprintln!("SKIPPED: `{tool}` is not installed (apt-get install it; .ci/run does)");
+    }
+    ok
+}
+
+/// Runs `cmd` with `stdin` as its input and returns (exit code, stdout, stderr).
+/// A child still running after `limit` is killed and fails the test: a hang is a
+/// bug, not a slow test.
+pub fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> (i32, Vec<u8>, String) {
+    use std::io::{Read, Write};
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("piped stdin");
+    let data = stdin.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let collect = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let end = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = w.join();
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap_or_default(),
+        String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
+    )
+}
+
+/// `openssl s_server -rev` (answers each line reversed) on a free port with
+/// `cert`/`key` and `extra` arguments; returns once it accepts.
+pub fn openssl_s_server(cert: &Path, key: &Path, extra: &[&str], limit: Duration) -> (Peer, u16) {
+    let port = crate::free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_server", "-accept", &port.to_string(), "-rev", "-cert"])
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .args(extra);
+    let p = Peer::spawn("openssl s_server", cmd).expect("spawn s_server");
+    p.wait_line(limit, |l| l.contains("ACCEPT"))
+        .unwrap_or_else(|| panic!("s_server did not start: {}", p.stderr()));
+    (p, port)
+}

@@ -5,32 +5,18 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netkit_socket::Error as SocketError;
-use netkit_tests::peer::Peer;
+use netkit_tests::peer::{Peer, run_bounded};
 use netkit_tests::pki::{Identity, Pki, padding_certificates};
 use netkit_tests::servers::{Behavior, Driver, TestServer};
-use netkit_tests::{bin, free_port, parse_listening};
+use netkit_tests::{bin, parse_listening};
 use netkit_tls::{ClientOptions, Pem, ServerOptions};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        // .ci/run installs them; a developer machine without them says so loudly.
-        eprintln!("SKIPPED: `{tool}` is not installed (apt-get install openssl curl)");
-    }
-    ok
-}
 
 fn tls_listen(id: &Identity) -> (Peer, SocketAddr) {
     let mut cmd = Command::new(bin("netkit"));
@@ -46,77 +32,13 @@ fn tls_listen(id: &Identity) -> (Peer, SocketAddr) {
     (p, addr)
 }
 
-fn run(cmd: &mut Command, stdin: &[u8]) -> (i32, Vec<u8>, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait");
-    w.join().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Like `run`, but a child still running after `LIMIT` is killed and fails the
-/// test (a hang is a bug, not a slow test).
-fn run_bounded(cmd: &mut Command, stdin: &[u8]) -> (i32, Vec<u8>, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let collect = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = collect(Box::new(child.stdout.take().unwrap()));
-    let err = collect(Box::new(child.stderr.take().unwrap()));
-    let end = std::time::Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if std::time::Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    w.join().unwrap();
-    (
-        status.code().unwrap_or(-1),
-        out.join().unwrap(),
-        String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-    )
-}
-
 fn connect(args: &[&str], port: u16, stdin: &[u8]) -> (i32, Vec<u8>, String) {
     let mut cmd = Command::new(bin("netkit"));
     cmd.arg("connect")
         .args(&args[..1])
         .arg(port.to_string())
         .args(&args[1..]);
-    run(&mut cmd, stdin)
+    run_bounded(&mut cmd, stdin, LIMIT)
 }
 
 #[test]
@@ -211,7 +133,7 @@ fn bad_pem_files() {
     for (c, k, want) in cases {
         let mut cmd = Command::new(bin("netkit"));
         cmd.args(["listen", "--port", "0", "--tls-cert", c, "--tls-key", k]);
-        let (code, out, err) = run(&mut cmd, b"");
+        let (code, out, err) = run_bounded(&mut cmd, b"", LIMIT);
         assert_eq!(code, 1, "{c} {k}: {err}");
         assert!(out.is_empty());
         assert!(
@@ -238,7 +160,7 @@ fn garbage_instead_of_a_client_hello_ends_only_that_connection() {
 
 #[test]
 fn openssl_s_client_against_netkit_listen() {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -286,7 +208,7 @@ fn openssl_s_client_against_netkit_listen() {
 
 #[test]
 fn curl_handshakes_with_netkit_listen() {
-    if !have("curl") {
+    if !netkit_tests::peer::have("curl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -295,7 +217,7 @@ fn curl_handshakes_with_netkit_listen() {
     cmd.args(["-sv", "--max-time", "5", "--cacert"])
         .arg(&pki.ca)
         .arg(format!("https://localhost:{}/", addr.port()));
-    let (_, out, err) = run(&mut cmd, b"");
+    let (_, out, err) = run_bounded(&mut cmd, b"", LIMIT);
     // The echo server is not HTTP: curl gets "Echo: GET / ..." back, after a
     // verified handshake.
     assert!(err.contains("SSL connection using TLSv1.3"), "{err}");
@@ -308,23 +230,9 @@ fn curl_handshakes_with_netkit_listen() {
     );
 }
 
-fn s_server(id: &Identity, extra: &[&str]) -> (Peer, u16) {
-    let port = free_port();
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_server", "-accept", &port.to_string(), "-rev", "-cert"])
-        .arg(&id.cert)
-        .arg("-key")
-        .arg(&id.key)
-        .args(extra);
-    let p = Peer::spawn("openssl s_server", cmd).expect("spawn s_server");
-    p.wait_line(LIMIT, |l| l.contains("ACCEPT"))
-        .unwrap_or_else(|| panic!("s_server did not start: {}", p.stderr()));
-    (p, port)
-}
-
 #[test]
 fn netkit_connect_against_openssl_s_server() {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -346,7 +254,7 @@ fn netkit_connect_against_openssl_s_server() {
 
 #[test]
 fn mutual_tls_against_openssl_s_server_requires_a_client_certificate() {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -438,7 +346,7 @@ fn connect_errors(srv: &TestServer) -> usize {
 /// the handshake (a `connect_error`, never an `open`), and the server goes on
 /// to serve a client whose certificate chains to the trusted CA.
 fn mtls_server_requires_a_trusted_client_certificate(d: Driver) {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -508,7 +416,7 @@ fn mtls_server_requires_a_trusted_client_certificate(d: Driver) {
 /// EOF or reset.
 #[test]
 fn failed_handshakes_send_their_alert() {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -546,7 +454,7 @@ fn failed_handshakes_send_their_alert() {
 /// the handler sees how each one's certificate verified (Bun's `authorized` /
 /// `authorizationError`).
 fn mtls_server_without_reject_reports_authorization(d: Driver) {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -735,7 +643,7 @@ fn rev_client(d: Driver, port: u16, pki: &Pki, identity: Option<&Identity>) -> V
 /// in TLS 1.2; in TLS 1.3 the client's handshake is over before the server
 /// judges its certificate, so `open` comes first, then the error (as in node).
 fn mtls_client_against_openssl_s_server(d: Driver) {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -781,7 +689,7 @@ fn mtls_client_against_openssl_s_server(d: Driver) {
 /// the session's input either), is accepted, so the size is what is refused.
 #[test]
 fn netkit_connect_refuses_a_certificate_chain_over_the_handshake_limit() {
-    if !have("openssl") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -804,7 +712,7 @@ fn netkit_connect_refuses_a_certificate_chain_over_the_handshake_limit() {
                 "--cacert",
                 ca,
             ]);
-            let (code, out, err) = run_bounded(&mut cmd, b"olleh\n");
+            let (code, out, err) = run_bounded(&mut cmd, b"olleh\n", LIMIT);
             let what = format!("{version}, {count} padding certificates");
             if !refused {
                 assert!(
@@ -823,4 +731,8 @@ fn netkit_connect_refuses_a_certificate_chain_over_the_handshake_limit() {
             );
         }
     }
+}
+
+fn s_server(id: &Identity, extra: &[&str]) -> (Peer, u16) {
+    netkit_tests::peer::openssl_s_server(&id.cert, &id.key, extra, LIMIT)
 }

@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
@@ -18,20 +18,6 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 type Blocking<S> = netkit_blocking::TlsStream<S>;
 type Async<S> = netkit_smol::TlsStream<S>;
-
-fn have(tool: &str, version_arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(version_arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        // .ci/run installs them; a developer machine without them says so loudly.
-        eprintln!("SKIPPED: `{tool}` is not installed (apt-get install openssl socat)");
-    }
-    ok
-}
 
 fn pem(path: &Path) -> Pem {
     Pem::new(path.display().to_string(), std::fs::read(path).unwrap())
@@ -75,21 +61,6 @@ fn block_on<T>(f: impl Future<Output = T>) -> T {
         smol::Timer::after(LIMIT).await;
         panic!("timed out after {LIMIT:?}")
     }))
-}
-
-/// `openssl s_server -rev` (answers each line reversed) with `id`.
-fn s_server(id: &Identity, extra: &[&str]) -> (Peer, u16) {
-    let port = free_port();
-    let mut cmd = Command::new("openssl");
-    cmd.args(["s_server", "-accept", &port.to_string(), "-rev", "-cert"])
-        .arg(&id.cert)
-        .arg("-key")
-        .arg(&id.key)
-        .args(extra);
-    let p = Peer::spawn("openssl s_server", cmd).expect("spawn s_server");
-    p.wait_line(LIMIT, |l| l.contains("ACCEPT"))
-        .unwrap_or_else(|| panic!("s_server did not start: {}", p.stderr()));
-    (p, port)
 }
 
 /// A `socat` TLS terminator with `id` on a free port, forwarding the plaintext
@@ -181,7 +152,7 @@ fn unknown_ca(e: &impl std::fmt::Display) {
 
 #[test]
 fn blocking_against_openssl_s_server() {
-    if !have("openssl", "version") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -226,7 +197,7 @@ fn blocking_s_server_exchange(pki: &Pki, cfg: &ClientConfig, version: &str) {
 
 #[test]
 fn smol_against_openssl_s_server() {
-    if !have("openssl", "version") {
+    if !netkit_tests::peer::have("openssl", "version") {
         return;
     }
     let pki = Pki::new();
@@ -542,7 +513,7 @@ struct RealTunnel {
 }
 
 fn real_tunnel() -> Option<RealTunnel> {
-    if !have("openssl", "version") || !have("socat", "-V") {
+    if !netkit_tests::peer::have("openssl", "version") || !netkit_tests::peer::have("socat", "-V") {
         return None;
     }
     let tunnel_pki = Pki::new();
@@ -740,4 +711,8 @@ fn tls_in_tls_with_our_accept_side_on_both_drivers() {
         assert!(rest.is_empty());
     });
     server.join().unwrap();
+}
+
+fn s_server(id: &Identity, extra: &[&str]) -> (Peer, u16) {
+    netkit_tests::peer::openssl_s_server(&id.cert, &id.key, extra, LIMIT)
 }
