@@ -444,3 +444,17 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Makes each named test `fn name(d: Driver)` into two `#[test]`s, in modules
+/// `blocking` and `smol`. The test file must have `Driver` in scope.
+#[macro_export]
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod blocking {
+            $(#[test] fn $name() { super::$name(super::Driver::Blocking) })*
+        }
+        mod smol {
+            $(#[test] fn $name() { super::$name(super::Driver::Smol) })*
+        }
+    };
+}

@@ -274,18 +274,7 @@ fn reset_mid_write(d: Driver) {
     assert_eq!(tail[2], "close:err");
 }
 
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod blocking {
-            $(#[test] fn $name() { super::$name(super::Driver::Blocking) })*
-        }
-        mod smol {
-            $(#[test] fn $name() { super::$name(super::Driver::Smol) })*
-        }
-    };
-}
-
-both_drivers!(
+netkit_tests::both_drivers!(
     echo,
     thousand_clients,
     backpressure_64mib,

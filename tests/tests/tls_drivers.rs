@@ -176,18 +176,7 @@ fn garbage_is_a_connect_error_and_the_server_goes_on(d: Driver) {
     assert_eq!(&buf, b"ok");
 }
 
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod blocking {
-            $(#[test] fn $name() { super::$name(super::Driver::Blocking) })*
-        }
-        mod smol {
-            $(#[test] fn $name() { super::$name(super::Driver::Smol) })*
-        }
-    };
-}
-
-both_drivers!(
+netkit_tests::both_drivers!(
     echo_and_clean_close,
     backpressure,
     garbage_is_a_connect_error_and_the_server_goes_on

@@ -493,18 +493,7 @@ fn mtls_server_without_reject_reports_authorization(d: Driver) {
     assert_eq!(connect_errors(&srv), 0, "{:?}", srv.events());
 }
 
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod blocking {
-            $(#[test] fn $name() { super::$name(super::Driver::Blocking) })*
-        }
-        mod smol {
-            $(#[test] fn $name() { super::$name(super::Driver::Smol) })*
-        }
-    };
-}
-
-both_drivers!(
+netkit_tests::both_drivers!(
     mtls_server_requires_a_trusted_client_certificate,
     mtls_server_without_reject_reports_authorization,
     mtls_client_against_openssl_s_server,
