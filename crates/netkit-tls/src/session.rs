@@ -319,6 +319,9 @@ pub struct TlsSession {
     /// Ciphertext rustls has not consumed yet (an incomplete record, or records
     /// behind one the reader has not read). Freed when empty.
     incoming: Vec<u8>,
+    /// Bytes at the front of `incoming` rustls already consumed: moved out only
+    /// when more input arrives, not once per record.
+    in_head: usize,
     io: Io,
     /// Where the state machine stopped last.
     next: Next,
@@ -345,7 +348,7 @@ impl std::fmt::Debug for TlsSession {
             .field("handshaking", &self.is_handshaking())
             .field("peer_closed", &self.io.peer_closed)
             .field("closed", &self.io.close_wanted)
-            .field("incoming", &self.incoming.len())
+            .field("incoming", &(self.incoming.len() - self.in_head))
             .field("outgoing", &self.io.out.len())
             .finish_non_exhaustive()
     }
@@ -392,6 +395,7 @@ impl TlsSession {
         Self {
             conn,
             incoming: Vec::new(),
+            in_head: 0,
             io: Io::default(),
             next: Next::Blocked,
             leftover: Vec::new(),
@@ -419,8 +423,16 @@ impl TlsSession {
     /// One call into rustls on the buffered input, with its discard applied.
     fn process_once(&mut self, job: &mut Job<'_>) -> Result<Next, rustls::Error> {
         let (discard, next) = match &mut self.conn {
-            Conn::Client(c) => step(c.process_tls_records(&mut self.incoming), &mut self.io, job),
-            Conn::Server(s) => step(s.process_tls_records(&mut self.incoming), &mut self.io, job),
+            Conn::Client(c) => step(
+                c.process_tls_records(&mut self.incoming[self.in_head..]),
+                &mut self.io,
+                job,
+            ),
+            Conn::Server(s) => step(
+                s.process_tls_records(&mut self.incoming[self.in_head..]),
+                &mut self.io,
+                job,
+            ),
         };
         self.discard(discard);
         next
@@ -430,10 +442,10 @@ impl TlsSession {
         if n == 0 {
             return;
         }
-        if n >= self.incoming.len() {
+        self.in_head += n;
+        if self.in_head >= self.incoming.len() {
             self.incoming = Vec::new();
-        } else {
-            self.incoming.drain(..n);
+            self.in_head = 0;
         }
     }
 
@@ -472,12 +484,14 @@ impl TlsSession {
                 break;
             }
             let (discard, more) = match &mut self.conn {
-                Conn::Client(c) => {
-                    alert_step(c.process_tls_records(&mut self.incoming), &mut self.io)
-                }
-                Conn::Server(s) => {
-                    alert_step(s.process_tls_records(&mut self.incoming), &mut self.io)
-                }
+                Conn::Client(c) => alert_step(
+                    c.process_tls_records(&mut self.incoming[self.in_head..]),
+                    &mut self.io,
+                ),
+                Conn::Server(s) => alert_step(
+                    s.process_tls_records(&mut self.incoming[self.in_head..]),
+                    &mut self.io,
+                ),
             };
             self.discard(discard);
             if !more {
@@ -485,6 +499,7 @@ impl TlsSession {
             }
         }
         self.incoming = Vec::new();
+        self.in_head = 0;
         self.next = Next::Closed;
         let err = Error::Protocol(e);
         self.failed = Some(err.clone());
@@ -497,7 +512,7 @@ impl TlsSession {
     pub fn wants_input(&self) -> bool {
         self.failed.is_none()
             && !self.io.peer_closed
-            && (!self.has_plaintext() || self.incoming.len() < INPUT_AHEAD)
+            && (!self.has_plaintext() || self.incoming.len() - self.in_head < INPUT_AHEAD)
     }
 
     /// TLS bytes arrived from the peer. Returns how many were taken: fewer than
@@ -515,6 +530,10 @@ impl TlsSession {
         let mut taken = 0;
         while taken < bytes.len() && self.wants_input() {
             let n = (bytes.len() - taken).min(INPUT_CHUNK);
+            if self.in_head > 0 {
+                self.incoming.drain(..self.in_head);
+                self.in_head = 0;
+            }
             self.incoming.extend_from_slice(&bytes[taken..taken + n]);
             taken += n;
             if !self.sni_checked {
