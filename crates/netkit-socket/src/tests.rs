@@ -1,14 +1,9 @@
-use std::sync::OnceLock;
-
 use super::*;
 use proptest::prelude::*;
 
-/// The tests' fake clock origin. It is the only clock read in these tests
-/// (an `Instant` cannot be made otherwise); every other instant is this origin
-/// plus a duration the test chooses, so nothing depends on real time passing.
+/// The tests' time zero; every other instant is this plus a chosen duration.
 fn t0() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now) // sans-io: test clock origin
+    netkit_test_clock::origin()
 }
 
 fn events(s: &mut Socket) -> Vec<Event> {

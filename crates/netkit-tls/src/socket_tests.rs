@@ -1,6 +1,6 @@
 //! `TlsSocket` pairs in memory: Bun's socket semantics over TLS.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use netkit_socket::{Config, Event, Transmit};
@@ -8,12 +8,10 @@ use proptest::prelude::*;
 
 use crate::{ClientOptions, Pem, ServerOptions, TlsSession, TlsSocket};
 
-/// The tests' fake clock origin: the only clock read here (an `Instant` cannot
-/// be made otherwise). No test advances time; certificate validity uses the
-/// fixed wall clock of `tests::FixedTime`.
+/// The tests' time zero (no test advances time; certificate validity uses the
+/// fixed wall clock of `tests::FixedTime`).
 fn t0() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now) // sans-io: test clock origin
+    netkit_test_clock::origin()
 }
 
 fn pair(alpn_mismatch: bool) -> (TlsSocket, TlsSocket) {
