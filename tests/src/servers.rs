@@ -10,6 +10,7 @@ use std::time::Duration;
 use netkit_blocking as blocking;
 use netkit_smol as nsmol;
 use netkit_socket::Error;
+use netkit_sys::SocketIo;
 
 /// How the test server behaves.
 #[derive(Debug, Clone, Default)]
@@ -56,54 +57,8 @@ impl Record {
     }
 }
 
-/// The socket operations the shared logic needs, implemented by both drivers' sockets.
-trait SockOps {
-    fn write(&mut self, b: &[u8]) -> Result<usize, Error>;
-    fn pause(&mut self);
-    fn resume(&mut self);
-    fn end(&mut self);
-    fn close(&mut self);
-    fn set_timeout(&mut self, t: Option<Duration>);
-    fn buffered(&self) -> usize;
-    fn authorization(&self) -> Option<netkit_tls::Authorization>;
-    fn st(&mut self) -> &mut ConnState;
-}
-
-macro_rules! sock_ops {
-    ($t:ty) => {
-        impl SockOps for $t {
-            fn write(&mut self, b: &[u8]) -> Result<usize, Error> {
-                Self::write(self, b)
-            }
-            fn pause(&mut self) {
-                Self::pause(self)
-            }
-            fn resume(&mut self) {
-                Self::resume(self)
-            }
-            fn end(&mut self) {
-                Self::end(self)
-            }
-            fn close(&mut self) {
-                Self::close(self)
-            }
-            fn set_timeout(&mut self, t: Option<Duration>) {
-                Self::set_timeout(self, t)
-            }
-            fn buffered(&self) -> usize {
-                Self::buffered(self)
-            }
-            fn authorization(&self) -> Option<netkit_tls::Authorization> {
-                self.tls().and_then(|t| t.authorization()).cloned()
-            }
-            fn st(&mut self) -> &mut ConnState {
-                self.data_mut()
-            }
-        }
-    };
-}
-sock_ops!(blocking::Socket<'_, ConnState>);
-sock_ops!(nsmol::Socket<'_, ConnState>);
+/// Both drivers' `Socket` is this one handle, over their own socket I/O.
+type Sock<'a, I> = netkit_sys::Socket<'a, ConnState, I>;
 
 const FLOOD: [u8; 16384] = [0xAB; 16384];
 
@@ -116,12 +71,12 @@ struct Logic {
 }
 
 impl Logic {
-    fn open(&self, s: &mut impl SockOps) {
+    fn open<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
         let id = self.rec.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        s.st().id = id;
+        s.data_mut().id = id;
         self.rec.push(id, "open");
         if self.behavior.record_tls {
-            let auth = match s.authorization() {
+            let auth = match s.tls().and_then(|t| t.authorization()) {
                 None => "auth:none".to_string(),
                 Some(netkit_tls::Authorization::Authorized) => "auth:authorized".to_string(),
                 Some(netkit_tls::Authorization::NoCertificate) => "auth:no-certificate".to_string(),
@@ -136,7 +91,7 @@ impl Logic {
         }
     }
 
-    fn flood(&self, s: &mut impl SockOps) {
+    fn flood<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
         loop {
             match s.write(&FLOOD) {
                 Ok(n) if n == FLOOD.len() => {}
@@ -145,29 +100,29 @@ impl Logic {
         }
     }
 
-    fn data(&self, s: &mut impl SockOps, bytes: &[u8]) {
+    fn data<I: SocketIo>(&self, s: &mut Sock<'_, I>, bytes: &[u8]) {
         self.rec
             .bytes_in
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if self.behavior.flood {
-            s.st().flooding = true;
+            s.data_mut().flooding = true;
             self.flood(s);
             return;
         }
         for part in [self.tag.as_bytes(), bytes] {
-            if !s.st().pending.is_empty() {
-                s.st().pending.extend_from_slice(part);
+            if !s.data_mut().pending.is_empty() {
+                s.data_mut().pending.extend_from_slice(part);
                 continue;
             }
             if let Ok(n) = s.write(part) {
                 if n < part.len() {
-                    s.st().pending.extend_from_slice(&part[n..]);
+                    s.data_mut().pending.extend_from_slice(&part[n..]);
                 }
             }
         }
-        let held = s.buffered() + s.st().pending.len();
+        let held = s.buffered() + s.data_mut().pending.len();
         self.rec.max_held.fetch_max(held, Ordering::Relaxed);
-        if !s.st().pending.is_empty() {
+        if !s.data_mut().pending.is_empty() {
             s.pause();
         }
         if self.behavior.end_after_reply {
@@ -175,35 +130,35 @@ impl Logic {
         }
     }
 
-    fn drain(&self, s: &mut impl SockOps) {
-        let id = s.st().id;
+    fn drain<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+        let id = s.data_mut().id;
         self.rec.push(id, "drain");
-        if s.st().flooding {
+        if s.data_mut().flooding {
             self.flood(s);
             return;
         }
-        let held = std::mem::take(&mut s.st().pending);
+        let held = std::mem::take(&mut s.data_mut().pending);
         if let Ok(n) = s.write(&held) {
-            s.st().pending.extend_from_slice(&held[n..]);
+            s.data_mut().pending.extend_from_slice(&held[n..]);
         }
-        if s.st().pending.is_empty() {
+        if s.data_mut().pending.is_empty() {
             s.resume();
         }
     }
 
-    fn end(&self, s: &mut impl SockOps) {
-        let id = s.st().id;
+    fn end<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+        let id = s.data_mut().id;
         self.rec.push(id, "end");
     }
 
-    fn timeout(&self, s: &mut impl SockOps) {
-        let id = s.st().id;
+    fn timeout<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+        let id = s.data_mut().id;
         self.rec.push(id, "timeout");
         s.close();
     }
 
-    fn error(&self, s: &mut impl SockOps, e: &Error) {
-        let id = s.st().id;
+    fn error<I: SocketIo>(&self, s: &mut Sock<'_, I>, e: &Error) {
+        let id = s.data_mut().id;
         self.rec.push(id, format!("error:{}", e.code()));
     }
 
@@ -214,8 +169,8 @@ impl Logic {
         }
     }
 
-    fn close(&self, s: &mut impl SockOps, e: Option<&Error>) {
-        let id = s.st().id;
+    fn close<I: SocketIo>(&self, s: &mut Sock<'_, I>, e: Option<&Error>) {
+        let id = s.data_mut().id;
         self.rec
             .push(id, if e.is_some() { "close:err" } else { "close" });
     }
