@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use netkit_blocking::{EventLoop, Handler, ListenOptions, Socket};
+use netkit_sys::SocketIo;
 
 /// Read buffer of the tokio and std servers.
 const READ_BUF: usize = 64 * 1024;
@@ -119,6 +120,38 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Default)]
 struct Pending(Vec<u8>);
 
+/// The echo both netkit drivers run: write what came in; hold what the socket
+/// did not accept and pause reading until `drain` writes it.
+fn echo_data<I: SocketIo>(s: &mut netkit_sys::Socket<'_, Pending, I>, bytes: &[u8]) {
+    if !s.data().0.is_empty() {
+        s.data_mut().0.extend_from_slice(bytes);
+        s.pause();
+        return;
+    }
+    match s.write(bytes) {
+        Ok(n) if n < bytes.len() => {
+            s.data_mut().0.extend_from_slice(&bytes[n..]);
+            s.pause();
+        }
+        Ok(_) | Err(_) => {}
+    }
+}
+
+fn echo_drain<I: SocketIo>(s: &mut netkit_sys::Socket<'_, Pending, I>) {
+    if s.data().0.is_empty() {
+        return;
+    }
+    let held = std::mem::take(&mut s.data_mut().0);
+    if let Ok(n) = s.write(&held) {
+        if n < held.len() {
+            s.data_mut().0.extend_from_slice(&held[n..]);
+        }
+    }
+    if s.data().0.is_empty() {
+        s.resume();
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct BlockingEcho;
 
@@ -126,33 +159,11 @@ impl Handler for BlockingEcho {
     type Data = Pending;
 
     fn data(&mut self, s: &mut Socket<'_, Pending>, bytes: &[u8]) {
-        if !s.data().0.is_empty() {
-            s.data_mut().0.extend_from_slice(bytes);
-            s.pause();
-            return;
-        }
-        match s.write(bytes) {
-            Ok(n) if n < bytes.len() => {
-                s.data_mut().0.extend_from_slice(&bytes[n..]);
-                s.pause();
-            }
-            Ok(_) | Err(_) => {}
-        }
+        echo_data(s, bytes);
     }
 
     fn drain(&mut self, s: &mut Socket<'_, Pending>) {
-        if s.data().0.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut s.data_mut().0);
-        if let Ok(n) = s.write(&held) {
-            if n < held.len() {
-                s.data_mut().0.extend_from_slice(&held[n..]);
-            }
-        }
-        if s.data().0.is_empty() {
-            s.resume();
-        }
+        echo_drain(s);
     }
 }
 
@@ -191,33 +202,11 @@ impl netkit_smol::Handler for SmolEcho {
     type Data = Pending;
 
     fn data(&self, s: &mut netkit_smol::Socket<'_, Pending>, bytes: &[u8]) {
-        if !s.data().0.is_empty() {
-            s.data_mut().0.extend_from_slice(bytes);
-            s.pause();
-            return;
-        }
-        match s.write(bytes) {
-            Ok(n) if n < bytes.len() => {
-                s.data_mut().0.extend_from_slice(&bytes[n..]);
-                s.pause();
-            }
-            Ok(_) | Err(_) => {}
-        }
+        echo_data(s, bytes);
     }
 
     fn drain(&self, s: &mut netkit_smol::Socket<'_, Pending>) {
-        if s.data().0.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut s.data_mut().0);
-        if let Ok(n) = s.write(&held) {
-            if n < held.len() {
-                s.data_mut().0.extend_from_slice(&held[n..]);
-            }
-        }
-        if s.data().0.is_empty() {
-            s.resume();
-        }
+        echo_drain(s);
     }
 }
 
