@@ -404,15 +404,23 @@ impl Loop {
         self.ep.wait(&mut self.events, timeout)
     }
 
+    /// Sends the TLS records connection `i` still holds; false if it failed.
+    fn flush(&mut self, i: usize) -> bool {
+        match self.conns[i].stream.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted => {
+                self.fail(i, format!("write: {e}"));
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// Writes the rest of connection `i`'s current echo message.
     fn echo_send(&mut self, i: usize, msg: &[u8]) {
-        let c = &mut self.conns[i];
-        match c.stream.flush() {
-            Err(e) if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted => {
-                return self.fail(i, format!("write: {e}"));
-            }
-            _ => {}
+        if !self.flush(i) {
+            return;
         }
+        let c = &mut self.conns[i];
         while (c.sent as usize) < msg.len() {
             match c.stream.write(&msg[c.sent as usize..]) {
                 Ok(0) => return self.fail(i, "write returned 0".into()),
@@ -589,13 +597,10 @@ impl Loop {
     }
 
     fn bulk_send(&mut self, i: usize, chunk: usize, pat: &[u8]) {
-        let c = &mut self.conns[i];
-        match c.stream.flush() {
-            Err(e) if e.kind() != ErrorKind::WouldBlock && e.kind() != ErrorKind::Interrupted => {
-                return self.fail(i, format!("write: {e}"));
-            }
-            _ => {}
+        if !self.flush(i) {
+            return;
         }
+        let c = &mut self.conns[i];
         loop {
             let inflight = (c.sent - c.recvd) as usize;
             if inflight >= BULK_WINDOW {
