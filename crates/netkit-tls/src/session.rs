@@ -290,21 +290,6 @@ fn step<Data>(
     (discard, Ok(next))
 }
 
-/// After a fatal error: encodes the alert rustls queued, if this state is it.
-/// Returns the discard and whether to step again.
-fn alert_step<Data>(status: UnbufferedStatus<'_, '_, Data>, io: &mut Io) -> (usize, bool) {
-    match status.state {
-        Ok(state @ ConnectionState::EncodeTlsData(_)) => {
-            let status = UnbufferedStatus {
-                discard: status.discard,
-                state: Ok(state),
-            };
-            (step(status, io, &mut Job::none()).0, true)
-        }
-        _ => (status.discard, false),
-    }
-}
-
 /// A TLS session, client or server, driven by hand.
 ///
 /// The loop that drives it: feed TLS bytes from the network to
@@ -477,24 +462,14 @@ impl TlsSession {
 
     /// Records a fatal error and queues the alert rustls prepared for it.
     fn fail(&mut self, e: rustls::Error) -> Error {
-        // Only while rustls has records queued: it hands those out before it
-        // looks at the input again (which would repeat the error).
+        // Only while rustls has records queued: it hands those out (as
+        // `EncodeTlsData`, which `step` encodes) before it looks at the input
+        // again, which would repeat the error.
         for _ in 0..8 {
             if !self.common().wants_write() {
                 break;
             }
-            let (discard, more) = match &mut self.conn {
-                Conn::Client(c) => alert_step(
-                    c.process_tls_records(&mut self.incoming[self.in_head..]),
-                    &mut self.io,
-                ),
-                Conn::Server(s) => alert_step(
-                    s.process_tls_records(&mut self.incoming[self.in_head..]),
-                    &mut self.io,
-                ),
-            };
-            self.discard(discard);
-            if !more {
+            if !matches!(self.process_once(&mut Job::none()), Ok(Next::Again)) {
                 break;
             }
         }
