@@ -180,30 +180,28 @@ fn tls_configs() -> &'static (ClientConfig, ServerConfig) {
 }
 
 /// Feeds `bytes` to `t` in pieces of `chunk`, reading plaintext and transmitting
-/// as a driver would; stops at the first error. Never panics.
+/// as a driver would (reading only while the session wants input); stops at
+/// the first error. Never panics.
 fn drive_tls(t: &mut TlsSession, bytes: &[u8], chunk: usize) {
     let mut out = Vec::new();
     for piece in bytes.chunks(chunk.max(1)) {
-        let mut rest = piece;
-        while !rest.is_empty() {
-            match t.handle_input(rest) {
-                Ok(0) => {
-                    // Backpressure: read plaintext, then go on.
-                    if t.read_plaintext_with(|b| b.len()).is_none() {
-                        return;
-                    }
-                }
-                Ok(n) => rest = &rest[n..],
-                Err(_) => {
-                    out.clear();
-                    t.poll_transmit(&mut out);
-                    return;
-                }
+        while !t.wants_input() {
+            // Backpressure: read plaintext, then go on.
+            if t.read_plaintext_with(|b| b.len()).is_none() {
+                return;
             }
-            while t.read_plaintext_with(|b| b.len()).is_some() {}
-            while t.poll_event().is_some() {}
+        }
+        if t.handle_input(piece).is_err() {
             out.clear();
-            t.poll_transmit(&mut out);
+            t.drain_transmit(&mut out);
+            return;
+        }
+        while t.read_plaintext_with(|b| b.len()).is_some() {}
+        while t.poll_event().is_some() {}
+        out.clear();
+        t.drain_transmit(&mut out);
+        if t.error().is_some() {
+            return;
         }
     }
     let _ = t.handle_eof();
@@ -220,7 +218,7 @@ pub fn tls_sessions(data: &[u8]) {
     drive_tls(&mut s, rest, chunk);
     let mut c = TlsSession::client(client, "localhost").expect("client session");
     let mut hello = Vec::new();
-    c.poll_transmit(&mut hello);
+    c.drain_transmit(&mut hello);
     drive_tls(&mut c, rest, chunk);
 }
 
@@ -229,6 +227,6 @@ pub fn client_hello() -> Vec<u8> {
     let (client, _) = tls_configs();
     let mut c = TlsSession::client(client, "localhost").expect("client session");
     let mut hello = Vec::new();
-    c.poll_transmit(&mut hello);
+    c.drain_transmit(&mut hello);
     hello
 }

@@ -9,6 +9,7 @@ pub mod fuzz;
 pub mod peer;
 pub mod pki;
 pub mod servers;
+pub mod tls_client;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

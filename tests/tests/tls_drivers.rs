@@ -87,7 +87,6 @@ fn backpressure(d: Driver) {
     let (mut sent, mut got) = (0usize, 0usize);
     let mut out: Vec<u8> = Vec::new();
     let mut inbuf = vec![0u8; 64 * 1024];
-    let mut pending_in: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while got < TOTAL {
@@ -104,7 +103,7 @@ fn backpressure(d: Driver) {
             sent += n;
             progress |= n > 0;
         }
-        tls.poll_transmit(&mut out);
+        tls.drain_transmit(&mut out);
         if !out.is_empty() {
             match tcp.write(&out) {
                 Ok(n) => {
@@ -116,20 +115,16 @@ fn backpressure(d: Driver) {
             }
         }
         if sent >= TOTAL / 2 || tls.is_handshaking() {
-            if pending_in.is_empty() {
+            if tls.wants_input() {
                 match tcp.read(&mut inbuf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        pending_in.extend_from_slice(&inbuf[..n]);
+                        tls.handle_input(&inbuf[..n]).unwrap();
                         progress = true;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => panic!("read: {e}"),
                 }
-            }
-            if !pending_in.is_empty() {
-                let n = tls.handle_input(&pending_in).unwrap();
-                pending_in.drain(..n);
             }
             while let Some(n) = tls.read_plaintext_with(|b| {
                 for (i, x) in b.iter().enumerate() {
@@ -176,7 +171,38 @@ fn garbage_is_a_connect_error_and_the_server_goes_on(d: Driver) {
     assert_eq!(&buf, b"ok");
 }
 
+/// A client sends a valid record and a record that fails authentication in
+/// one segment: the server delivers and echoes the valid data, then fails that
+/// connection (`error`, `close`), sends its alert after the echo and closes;
+/// the client sees the echo, then the alert, then EOF. (Before, the session's
+/// kept error was never asked for: the socket lost all interest and the
+/// connection stayed open forever.)
+fn a_bad_record_after_valid_data_closes_the_connection(d: Driver) {
+    let s = setup();
+    let srv = tls_server(d, &s, None);
+    let out = netkit_tests::tls_client::valid_then_corrupt_record(
+        srv.addr(),
+        &s.client,
+        "localhost",
+        b"valid",
+        LIMIT,
+    );
+    assert_eq!(out.plaintext, b"valid", "{out:?}");
+    let e = out.error.as_ref().expect("the server's alert");
+    assert!(e.to_string().contains("BadRecordMac"), "{e}");
+    assert!(out.closed, "{out:?}");
+    assert!(srv.wait(LIMIT, |s| s.live() == 0), "{:?}", srv.events());
+    let evs = srv.events_of(1);
+    assert_eq!(evs.first().map(String::as_str), Some("open"), "{evs:?}");
+    assert_eq!(
+        &evs[evs.len() - 2..],
+        ["error:ERR_TLS", "close:err"],
+        "{evs:?}"
+    );
+}
+
 netkit_tests::both_drivers!(
+    a_bad_record_after_valid_data_closes_the_connection,
     echo_and_clean_close,
     backpressure,
     garbage_is_a_connect_error_and_the_server_goes_on

@@ -158,6 +158,72 @@ fn garbage_instead_of_a_client_hello_ends_only_that_connection() {
     assert_eq!(out, b"Echo: still up");
 }
 
+/// Open descriptors of a process.
+fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// `netkit listen --echo --tls-*` and a client that sends a valid record then
+/// a corrupted one in one segment: the echo of the valid record comes back,
+/// then the alert, then EOF, and the server's descriptor count returns to its
+/// baseline (the connection used to stay open with no interest, forever).
+#[test]
+fn a_bad_record_after_valid_data_closes_the_cli_connection() {
+    let pki = Pki::new();
+    let (srv, addr) = tls_listen(&pki.localhost);
+    let baseline = fds_of(srv.pid());
+    let config = netkit_tls::client_config(&ClientOptions {
+        ca: Some(pem(&pki.ca)),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    for _ in 0..3 {
+        let out = netkit_tests::tls_client::valid_then_corrupt_record(
+            addr,
+            &config,
+            "localhost",
+            b"valid",
+            LIMIT,
+        );
+        assert_eq!(out.plaintext, b"Echo: valid", "{out:?}");
+        let e = out.error.as_ref().expect("the server's alert");
+        assert!(e.to_string().contains("BadRecordMac"), "{e}");
+        assert!(out.closed, "{out:?}");
+    }
+    let end = std::time::Instant::now() + LIMIT;
+    while fds_of(srv.pid()) != baseline && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fds_of(srv.pid()), baseline, "descriptors left open");
+}
+
+/// A server that sends a valid record then a corrupted one: `netkit connect`
+/// prints the valid data, then fails with the error line (exit 1), and does not
+/// hang.
+#[test]
+fn netkit_connect_fails_on_a_bad_record_after_valid_data() {
+    let pki = Pki::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = netkit_tls::server_config(&ServerOptions::new(
+        pem(&pki.localhost.cert),
+        pem(&pki.localhost.key),
+    ))
+    .unwrap();
+    let t = netkit_tests::tls_client::corrupting_server(listener, server, b"valid\n", LIMIT);
+    let ca = pki.ca.to_str().unwrap();
+    let (code, out, err) = connect(&["localhost", "--cacert", ca], port, b"");
+    assert_eq!(String::from_utf8_lossy(&out), "valid\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with("netkit: error: tls: ") && err.contains("decrypt"),
+        "{err}"
+    );
+    t.join().unwrap();
+}
+
 #[test]
 fn openssl_s_client_against_netkit_listen() {
     if !netkit_tests::peer::have("openssl", "version") {

@@ -33,10 +33,10 @@
 //! let mut wire = Vec::new();
 //! for _ in 0..4 {
 //!     wire.clear();
-//!     client.poll_transmit(&mut wire);
+//!     client.drain_transmit(&mut wire);
 //!     server.handle_input(&wire)?;
 //!     wire.clear();
-//!     server.poll_transmit(&mut wire);
+//!     server.drain_transmit(&mut wire);
 //!     client.handle_input(&wire)?;
 //! }
 //! assert_eq!(server.poll_event(), Some(TlsEvent::HandshakeDone));
@@ -52,6 +52,7 @@ mod hello;
 mod machine;
 mod session;
 mod socket;
+pub mod stream;
 
 pub use config::{
     ClientConfig, ClientOptions, MAX_PEM_BYTES, Pem, ServerConfig, ServerOptions, client_config,

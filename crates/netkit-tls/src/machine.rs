@@ -91,6 +91,7 @@ impl Machine {
     }
 
     /// Whether a write may go straight to the kernel (plain TCP only).
+    #[must_use]
     pub fn can_write_through(&self, len: usize) -> bool {
         match self {
             Self::Plain(s) => s.can_write_through(len),
@@ -101,6 +102,7 @@ impl Machine {
     /// Whether plaintext held by the TLS layer should be delivered now (see
     /// [`TlsSocket::wants_plaintext`]); always false for plain TCP, whose bytes
     /// are delivered as they are read.
+    #[must_use]
     pub fn wants_plaintext(&self) -> bool {
         match self {
             Self::Tls(t) => t.wants_plaintext(),
@@ -112,6 +114,7 @@ impl Machine {
     /// is not paused and plaintext (or ciphertext held back) is waiting. A driver
     /// keeps delivering while this holds, since no readiness event will come for
     /// bytes already read.
+    #[must_use]
     pub fn plaintext_due(&mut self) -> bool {
         match self {
             Self::Tls(t) => t.wants_plaintext() && t.has_plaintext(),
@@ -123,19 +126,22 @@ impl Machine {
     /// best effort, before it closes the transport: the alert of a failed TLS
     /// handshake or session (so the peer learns why, e.g. "unknown ca"), or
     /// records not yet sent. Empty for plain TCP and for a reset.
+    #[must_use]
     pub fn parting_bytes(&self) -> &[u8] {
         match self {
-            Self::Tls(t) if t.is_closed() && !t.reset_on_close() => t.session().transmit(),
+            Self::Tls(t) if t.is_closed() && !t.reset_on_close() => t.session().poll_transmit(),
             _ => &[],
         }
     }
 
     /// Whether the transport's bytes are plaintext (no TLS).
+    #[must_use]
     pub fn is_plain(&self) -> bool {
         matches!(self, Self::Plain(_))
     }
 
     /// The TLS socket, if this is one.
+    #[must_use]
     pub fn tls(&self) -> Option<&TlsSocket> {
         match self {
             Self::Tls(t) => Some(t),
@@ -164,10 +170,13 @@ impl Machine {
     delegate!(/// See [`Socket::handle_timeout`].
         fn handle_timeout(&mut self, now: Instant) -> ());
     delegate!(/// See [`Socket::poll_timeout`].
+        #[must_use]
         fn poll_timeout(&self) -> Option<Instant>);
     delegate!(/// See [`Socket::poll_event`].
+        #[must_use]
         fn poll_event(&mut self) -> Option<Event>);
     delegate!(/// See [`Socket::has_events`].
+        #[must_use]
         fn has_events(&self) -> bool);
     delegate!(/// See [`Socket::write`] (plaintext).
         fn write(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error>);
@@ -184,18 +193,25 @@ impl Machine {
     delegate!(/// See [`Socket::set_timeout`].
         fn set_timeout(&mut self, now: Instant, timeout: Option<Duration>) -> ());
     delegate!(/// See [`Socket::wants_read`].
+        #[must_use]
         fn wants_read(&self) -> bool);
     delegate!(/// See [`Socket::wants_write`].
+        #[must_use]
         fn wants_write(&self) -> bool);
     delegate!(/// See [`Socket::buffered`].
+        #[must_use]
         fn buffered(&self) -> usize);
     delegate!(/// See [`Socket::is_closed`].
+        #[must_use]
         fn is_closed(&self) -> bool);
     delegate!(/// See [`Socket::is_ending`].
+        #[must_use]
         fn is_ending(&self) -> bool);
     delegate!(/// See [`Socket::reset_on_close`].
+        #[must_use]
         fn reset_on_close(&self) -> bool);
     delegate!(/// See [`Socket::bytes_written`].
+        #[must_use]
         fn bytes_written(&self) -> u64);
 
     /// The application's `write`, with write-through: a large write made while

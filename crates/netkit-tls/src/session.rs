@@ -22,14 +22,14 @@ use crate::Error;
 use crate::config::{ClientConfig, ServerConfig, server_name};
 use crate::hello;
 
-/// Ciphertext taken while a decrypted record waits for the reader; past it,
-/// [`TlsSession::handle_input`] takes nothing until the reader reads. While no
-/// record waits (rustls needs more bytes), input is always taken: rustls itself
-/// bounds what it buffers (records of 16 KiB, handshake messages of 64 KiB).
+/// Ciphertext held while plaintext waits for the reader; past it,
+/// [`TlsSession::wants_input`] turns false (backpressure) until the reader
+/// reads. While rustls needs more bytes to go on, input is always wanted:
+/// rustls itself bounds a handshake message (64 KiB) and a record (16 KiB).
 const INPUT_AHEAD: usize = 64 * 1024;
 
-/// Ciphertext taken per step, so a large input stops at the read-ahead limit.
-const INPUT_CHUNK: usize = 32 * 1024;
+/// A TLS record header: type, version, length.
+const RECORD_HEADER: usize = 5;
 
 /// Plaintext accepted before the handshake is done (sent when it is).
 const EARLY_LIMIT: usize = 64 * 1024;
@@ -307,6 +307,15 @@ pub struct TlsSession {
     /// Bytes at the front of `incoming` rustls already consumed: moved out only
     /// when more input arrives, not once per record.
     in_head: usize,
+    /// Bytes of `incoming[in_head..]` shown to rustls so far, always whole
+    /// records. Records are shown one at a time, as the reader asks for them,
+    /// so a write never makes rustls decrypt (and possibly fail on) a record the
+    /// reader has not asked for: plaintext before a bad record is delivered and
+    /// answered before the error.
+    fed: usize,
+    /// An incomplete record follows `fed` and is shown too (rustls checks its
+    /// header, then waits for the rest). Cleared when more input arrives.
+    tail_shown: bool,
     io: Io,
     /// Where the state machine stopped last.
     next: Next,
@@ -355,7 +364,7 @@ impl TlsSession {
             config.verified_in_handshake,
         );
         // The ClientHello goes out at once.
-        s.advance(&mut Job::none())?;
+        s.advance(&mut Job::none(), false)?;
         Ok(s)
     }
 
@@ -381,6 +390,8 @@ impl TlsSession {
             conn,
             incoming: Vec::new(),
             in_head: 0,
+            fed: 0,
+            tail_shown: false,
             io: Io::default(),
             next: Next::Blocked,
             leftover: Vec::new(),
@@ -405,19 +416,18 @@ impl TlsSession {
         }
     }
 
-    /// One call into rustls on the buffered input, with its discard applied.
+    /// One call into rustls on the input shown to it so far, with its discard
+    /// applied.
     fn process_once(&mut self, job: &mut Job<'_>) -> Result<Next, rustls::Error> {
+        let end = if self.tail_shown {
+            self.incoming.len()
+        } else {
+            self.in_head + self.fed
+        };
+        let view = &mut self.incoming[self.in_head..end];
         let (discard, next) = match &mut self.conn {
-            Conn::Client(c) => step(
-                c.process_tls_records(&mut self.incoming[self.in_head..]),
-                &mut self.io,
-                job,
-            ),
-            Conn::Server(s) => step(
-                s.process_tls_records(&mut self.incoming[self.in_head..]),
-                &mut self.io,
-                job,
-            ),
+            Conn::Client(c) => step(c.process_tls_records(view), &mut self.io, job),
+            Conn::Server(s) => step(s.process_tls_records(view), &mut self.io, job),
         };
         self.discard(discard);
         next
@@ -428,21 +438,61 @@ impl TlsSession {
             return;
         }
         self.in_head += n;
+        self.fed = self.fed.saturating_sub(n);
         if self.in_head >= self.incoming.len() {
             self.incoming = Vec::new();
             self.in_head = 0;
+            self.fed = 0;
+            self.tail_shown = false;
         }
     }
 
+    /// Ciphertext received and not yet consumed by rustls.
+    fn held(&self) -> usize {
+        self.incoming.len() - self.in_head
+    }
+
+    /// The length of the complete record at the front of `bytes`, if there is one.
+    fn whole_record(bytes: &[u8]) -> Option<usize> {
+        let header = bytes.get(..RECORD_HEADER)?;
+        let len = RECORD_HEADER + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        (len <= bytes.len()).then_some(len)
+    }
+
+    /// Shows rustls the next record (or, when the next one is incomplete, the
+    /// rest of the input, so a bad header fails at once). Returns whether there
+    /// was anything new to show.
+    fn feed_record(&mut self) -> bool {
+        let unseen = &self.incoming[self.in_head + self.fed..];
+        if let Some(len) = Self::whole_record(unseen) {
+            self.fed += len;
+            self.tail_shown = false;
+            true
+        } else if !unseen.is_empty() && !self.tail_shown {
+            self.tail_shown = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a complete record waits that rustls has not been shown.
+    fn has_unseen_record(&self) -> bool {
+        Self::whole_record(&self.incoming[self.in_head + self.fed..]).is_some()
+    }
+
     /// Steps rustls until it needs something from outside (input, a reader, or
-    /// nothing at all), doing `job` on the way; reports events.
-    fn advance(&mut self, job: &mut Job<'_>) -> Result<Next, Error> {
+    /// nothing at all), doing `job` on the way; reports events. With `feed`,
+    /// records not yet shown to rustls are shown one by one while it can take
+    /// them (never past a decrypted record waiting for the reader).
+    fn advance(&mut self, job: &mut Job<'_>, feed: bool) -> Result<Next, Error> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
         let next = loop {
             match self.process_once(job) {
                 Ok(Next::Again) => continue,
+                Ok(Next::Blocked | Next::Idle) if feed && self.feed_record() => continue,
                 Ok(next) => break next,
                 Err(e) => return Err(self.fail(e)),
             }
@@ -475,57 +525,63 @@ impl TlsSession {
         }
         self.incoming = Vec::new();
         self.in_head = 0;
+        self.fed = 0;
+        self.tail_shown = false;
         self.next = Next::Closed;
         let err = Error::Protocol(e);
         self.failed = Some(err.clone());
         err
     }
 
-    /// Whether [`handle_input`](Self::handle_input) takes bytes now: always while
-    /// rustls needs more to go on, and up to 64 KiB ahead while decrypted
-    /// plaintext waits for the reader.
+    /// Whether more input is useful now: always while rustls needs more to go
+    /// on, and up to 64 KiB ahead while plaintext waits for the reader. The
+    /// caller stops reading from the transport while this is false
+    /// (backpressure); [`handle_input`](Self::handle_input) still takes what it
+    /// is given.
+    #[must_use]
     pub fn wants_input(&self) -> bool {
         self.failed.is_none()
             && !self.io.peer_closed
-            && (!self.has_plaintext() || self.incoming.len() - self.in_head < INPUT_AHEAD)
+            && (!self.has_plaintext() || self.held() < INPUT_AHEAD)
     }
 
-    /// TLS bytes arrived from the peer. Returns how many were taken: fewer than
-    /// all once unread plaintext is over the read-ahead limit (read some, then
-    /// hand in the rest). A protocol error is fatal: send what
-    /// [`poll_transmit`](Self::poll_transmit) still has (the alert), then close.
-    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+    /// TLS bytes arrived from the peer. All of them are taken (the layer
+    /// contract: what cannot be processed yet is kept here, and
+    /// [`wants_input`](Self::wants_input) tells the caller when to stop reading).
+    /// Handshake records are processed at once; application records are
+    /// decrypted as the reader asks for them. A protocol error is fatal: send
+    /// what [`poll_transmit`](Self::poll_transmit) still has (the alert), then
+    /// close.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        if self.io.peer_closed {
+        if self.io.peer_closed || bytes.is_empty() {
             // Nothing may follow close_notify: discard it.
-            return Ok(bytes.len());
+            return Ok(());
         }
-        let mut taken = 0;
-        while taken < bytes.len() && self.wants_input() {
-            let n = (bytes.len() - taken).min(INPUT_CHUNK);
-            if self.in_head > 0 {
-                self.incoming.drain(..self.in_head);
-                self.in_head = 0;
-            }
-            self.incoming.extend_from_slice(&bytes[taken..taken + n]);
-            taken += n;
-            if !self.sni_checked {
-                match hello::sni(&self.incoming) {
-                    hello::Sni::Incomplete => {}
-                    hello::Sni::Found(name) => {
-                        self.sni = Some(name);
-                        self.sni_checked = true;
-                    }
-                    hello::Sni::None => self.sni_checked = true,
+        if self.in_head > 0 {
+            self.incoming.drain(..self.in_head);
+            self.in_head = 0;
+        }
+        self.incoming.extend_from_slice(bytes);
+        // The incomplete record shown so far may be whole now: show records
+        // again one at a time.
+        self.tail_shown = false;
+        if !self.sni_checked {
+            match hello::sni(&self.incoming) {
+                hello::Sni::Incomplete => {}
+                hello::Sni::Found(name) => {
+                    self.sni = Some(name);
+                    self.sni_checked = true;
                 }
-            }
-            if self.next != Next::Record {
-                self.advance(&mut Job::none())?;
+                hello::Sni::None => self.sni_checked = true,
             }
         }
-        Ok(taken)
+        if self.next != Next::Record {
+            self.advance(&mut Job::none(), true)?;
+        }
+        Ok(())
     }
 
     /// Runs the real verifier on the peer's chain, so that a session with
@@ -561,7 +617,8 @@ impl TlsSession {
 
     /// Calls `f` with the next chunk of received plaintext (one TLS record's
     /// worth at most) and returns `f`'s result; `None` when no plaintext waits.
-    /// The chunk is consumed.
+    /// The chunk is consumed. A failure met while decrypting is kept and
+    /// reported by [`error`](Self::error) and the next call that can fail.
     pub fn read_plaintext_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         if self.leftover_head < self.leftover.len() {
             let r = f(&self.leftover[self.leftover_head..]);
@@ -569,7 +626,7 @@ impl TlsSession {
             self.leftover_head = 0;
             return Some(r);
         }
-        if self.next != Next::Record {
+        if !self.seek_record() {
             return None;
         }
         let mut f = Some(f);
@@ -585,55 +642,72 @@ impl TlsSession {
             plain: &[],
             wrote: false,
         };
-        // An error here is remembered and reported by the next call that can fail.
-        let _ = self.advance(&mut job);
+        // An error here is kept and reported by the next call that can fail.
+        let _ = self.advance(&mut job, false);
         out
     }
 
-    /// Whether received plaintext is waiting to be read.
-    pub fn has_plaintext(&self) -> bool {
-        self.leftover_head < self.leftover.len() || self.next == Next::Record
+    /// Shows rustls records until one holds plaintext for the reader (or none
+    /// is left); returns whether one does.
+    fn seek_record(&mut self) -> bool {
+        while self.next != Next::Record && self.failed.is_none() && self.has_unseen_record() {
+            if self.advance(&mut Job::none(), true).is_err() {
+                return false;
+            }
+        }
+        self.next == Next::Record
     }
 
-    /// Copies received plaintext into `buf`, as many records as fit; returns the
-    /// count (0 when none waits). A record that does not fit whole is split: its
-    /// rest is returned by the next call.
+    /// Whether received plaintext is waiting to be read (or a record that may
+    /// hold some, not yet decrypted).
+    #[must_use]
+    pub fn has_plaintext(&self) -> bool {
+        self.leftover_head < self.leftover.len()
+            || self.next == Next::Record
+            || (self.failed.is_none() && self.has_unseen_record())
+    }
+
+    /// Copies received plaintext into `buf`: at most one TLS record's worth, so
+    /// the application answers each record before the next one is decrypted
+    /// (and possibly fails). Returns the count (0 when none waits). A record
+    /// that does not fit is split: its rest is returned by the next call. A
+    /// failure met while decrypting is kept and reported by
+    /// [`error`](Self::error) and the next call that can fail.
+    #[must_use]
     pub fn read_plaintext(&mut self, buf: &mut [u8]) -> usize {
-        let mut filled = 0;
+        if buf.is_empty() {
+            return 0;
+        }
         if self.leftover_head < self.leftover.len() {
             let rest = &self.leftover[self.leftover_head..];
             let n = rest.len().min(buf.len());
             buf[..n].copy_from_slice(&rest[..n]);
             self.leftover_head += n;
-            filled = n;
             if self.leftover_head == self.leftover.len() {
                 self.leftover = Vec::new();
                 self.leftover_head = 0;
-            } else {
-                return filled;
             }
+            return n;
         }
-        if self.next != Next::Record || filled == buf.len() {
-            return filled;
+        if !self.seek_record() {
+            return 0;
         }
+        let mut filled = 0;
         let mut leftover = std::mem::take(&mut self.leftover);
         let mut sink = |p: &[u8]| {
-            let room = buf.len() - filled;
-            let n = p.len().min(room);
-            buf[filled..filled + n].copy_from_slice(&p[..n]);
-            filled += n;
-            if n < p.len() {
-                leftover.extend_from_slice(&p[n..]);
-            }
-            filled < buf.len()
+            let n = p.len().min(buf.len());
+            buf[..n].copy_from_slice(&p[..n]);
+            filled = n;
+            leftover.extend_from_slice(&p[n..]);
+            false
         };
         let mut job = Job {
             sink: Some(&mut sink),
             plain: &[],
             wrote: false,
         };
-        // An error here is remembered and reported by the next call that can fail.
-        let _ = self.advance(&mut job);
+        // An error here is kept and reported by the next call that can fail.
+        let _ = self.advance(&mut job, false);
         self.leftover = leftover;
         filled
     }
@@ -685,7 +759,8 @@ impl TlsSession {
             plain,
             wrote: false,
         };
-        let r = self.advance(&mut job);
+        // No new record is shown to rustls: a write never decrypts ahead.
+        let r = self.advance(&mut job, false);
         let wrote = job.wrote;
         self.leftover = leftover;
         r.map(|_| wrote)
@@ -697,21 +772,23 @@ impl TlsSession {
         self.io.out.len() > 0
     }
 
-    /// The TLS bytes to send, without taking them; report what the transport
-    /// took with [`handle_sent`](Self::handle_sent).
+    /// The TLS bytes to send next, borrowed (the layer contract): send what the
+    /// transport takes, then report it with [`handle_sent`](Self::handle_sent).
+    /// Empty when there is nothing to send. Poll after every call.
     #[must_use]
-    pub fn transmit(&self) -> &[u8] {
+    pub fn poll_transmit(&self) -> &[u8] {
         self.io.out.pending()
     }
 
-    /// The transport took `n` bytes of [`transmit`](Self::transmit).
+    /// The transport took `n` bytes of [`poll_transmit`](Self::poll_transmit).
     pub fn handle_sent(&mut self, n: usize) {
         self.io.out.consume(n);
     }
 
-    /// Appends the TLS bytes to send to `out` and takes them; returns how many
-    /// were appended.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+    /// Appends everything [`poll_transmit`](Self::poll_transmit) offers to
+    /// `out` and marks it sent; returns the count. A convenience for sessions
+    /// talking in memory (tests, tunnels built by hand).
+    pub fn drain_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let n = self.io.out.len();
         out.extend_from_slice(self.io.out.pending());
         self.io.out.consume(n);
@@ -724,7 +801,7 @@ impl TlsSession {
         if !self.io.close_wanted {
             self.io.close_wanted = true;
             if self.handshake_reported {
-                // An error is remembered and reported by the next call that can fail.
+                // An error is kept and reported by the next call that can fail.
                 let _ = self.step_aside(&[]);
             }
         }

@@ -27,8 +27,6 @@ fn tls_err(e: &Error) -> SockError {
 pub struct TlsSocket {
     sm: Socket,
     tls: TlsSession,
-    /// Ciphertext the TLS session could not take yet (plaintext backpressure).
-    pending_in: Vec<u8>,
     /// The transport is connected (TCP established).
     transport_up: bool,
     /// close_notify queued for our `end()`.
@@ -48,7 +46,6 @@ impl TlsSocket {
         Self {
             sm: Socket::connecting(now, config),
             tls,
-            pending_in: Vec::new(),
             transport_up: false,
             notify_sent: false,
             fin_sent: false,
@@ -67,41 +64,17 @@ impl TlsSocket {
         self.sm.handle_connect_error(err);
     }
 
-    /// Transport bytes arrived. They are all taken (what the TLS session cannot
-    /// take yet is kept, and [`wants_read`](Self::wants_read) turns false until it
-    /// can). Read the plaintext with [`read_plaintext`](Self::read_plaintext).
+    /// Transport bytes arrived. They are all taken (the session keeps what it
+    /// cannot process yet; [`wants_read`](Self::wants_read) turns false until
+    /// the reader catches up). Read the plaintext with
+    /// [`read_plaintext`](Self::read_plaintext).
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         if self.sm.is_closed() {
             return;
         }
-        if self.pending_in.is_empty() {
-            match self.tls.handle_input(bytes) {
-                Ok(n) => self.pending_in.extend_from_slice(&bytes[n..]),
-                Err(e) => return self.fail(now, &e),
-            }
-        } else {
-            self.pending_in.extend_from_slice(bytes);
-            self.retry_pending(now);
+        if let Err(e) = self.tls.handle_input(bytes) {
+            return self.fail(&e);
         }
-        self.after_tls_input(now);
-    }
-
-    fn retry_pending(&mut self, now: Instant) {
-        if self.pending_in.is_empty() {
-            return;
-        }
-        match self.tls.handle_input(&self.pending_in) {
-            Ok(n) => {
-                self.pending_in.drain(..n);
-                if self.pending_in.is_empty() {
-                    self.pending_in = Vec::new();
-                }
-            }
-            Err(e) => self.fail(now, &e),
-        }
-    }
-
-    fn after_tls_input(&mut self, now: Instant) {
         self.tls_events(now);
         self.pump_out(now);
     }
@@ -119,42 +92,45 @@ impl TlsSocket {
         }
     }
 
-    fn fail(&mut self, now: Instant, e: &Error) {
-        // Keep the alert rustls queued: the driver still sends what poll_transmit
-        // offers before it closes.
-        self.pump_out(now);
+    /// The session failed: `Error` then `Close` (or `ConnectError` during the
+    /// handshake). The alert rustls queued stays in the session for the
+    /// driver's parting send.
+    fn fail(&mut self, e: &Error) {
         self.sm.handle_error(tls_err(e));
     }
 
-    /// Copies received plaintext into `buf` for the application's `data` handler;
-    /// returns the count (0: nothing to deliver now). Call until 0 after every
-    /// `handle_input`, unless reading is paused.
+    /// Copies received plaintext into `buf` for the application's `data` handler
+    /// (one TLS record's worth at most); returns the count (0: nothing to
+    /// deliver now). Call until 0 after every `handle_input`, unless reading is
+    /// paused. A 0 also applies what comes after the plaintext: the peer's end
+    /// of stream, or the session's failure (`Error`, then `Close`).
+    #[must_use]
     pub fn read_plaintext(&mut self, now: Instant, buf: &mut [u8]) -> usize {
         if !self.sm.wants_read() {
             return 0;
         }
         let n = self.tls.read_plaintext(buf);
         self.tls_events(now);
-        if n > 0 && self.sm.handle_input(now, &buf[..n]).is_err() {
+        if n > 0 {
+            return if self.sm.handle_input(now, &buf[..n]).is_ok() {
+                n
+            } else {
+                0
+            };
+        }
+        if let Some(e) = self.tls.error().cloned() {
+            self.fail(&e);
             return 0;
         }
-        if n == 0 && !self.pending_in.is_empty() {
-            self.retry_pending(now);
-            self.after_tls_input(now);
-            let m = self.tls.read_plaintext(buf);
-            if m > 0 && self.sm.handle_input(now, &buf[..m]).is_ok() {
-                return m;
-            }
-        }
-        if n == 0 {
-            self.apply_eof(now);
-        }
-        n
+        // Reading may have produced TLS bytes (a key update).
+        self.pump_out(now);
+        self.apply_eof(now);
+        0
     }
 
     /// Applies the peer's end of stream once no plaintext is left before it.
     fn apply_eof(&mut self, now: Instant) {
-        if !self.pending_in.is_empty() {
+        if self.tls.has_plaintext() {
             return;
         }
         match self.eof_pending.take() {
@@ -196,18 +172,21 @@ impl TlsSocket {
             return;
         }
         loop {
-            let room = CIPHER_AHEAD.saturating_sub(self.tls.transmit().len());
+            let room = CIPHER_AHEAD.saturating_sub(self.tls.poll_transmit().len());
             if room == 0 {
                 break;
             }
             match self.sm.poll_transmit() {
-                Transmit::Bytes(b) => {
-                    let n = self.tls.write(&b[..b.len().min(room)]).unwrap_or_default();
-                    if n == 0 {
-                        break;
+                Transmit::Bytes(b) => match self.tls.write(&b[..b.len().min(room)]) {
+                    Ok(0) => break,
+                    Ok(n) => self.sm.handle_sent(now, n),
+                    Err(e) => {
+                        // The session failed (now, or during an earlier read):
+                        // nothing more can be encrypted.
+                        self.fail(&e);
+                        return;
                     }
-                    self.sm.handle_sent(now, n);
-                }
+                },
                 Transmit::Shutdown => {
                     if !self.notify_sent {
                         self.notify_sent = true;
@@ -225,8 +204,9 @@ impl TlsSocket {
     /// Ciphertext to send, or the transport's shutdown once close_notify is out.
     pub fn poll_transmit(&mut self, now: Instant) -> Transmit<'_> {
         self.pump_out(now);
-        if self.tls.wants_transmit() {
-            return Transmit::Bytes(self.tls.transmit());
+        let out = self.tls.poll_transmit();
+        if !out.is_empty() {
+            return Transmit::Bytes(out);
         }
         if self.notify_sent && !self.fin_sent && !self.sm.is_closed() {
             return Transmit::Shutdown;
@@ -314,24 +294,24 @@ impl TlsSocket {
     pub fn wants_read(&self) -> bool {
         !self.sm.is_closed()
             && !self.sm.peer_ended()
-            && self.pending_in.is_empty()
             && self.tls.wants_input()
             && (self.sm.wants_read() || self.tls.is_handshaking())
     }
 
     /// Whether the application takes plaintext now (not paused, not closed): the
     /// driver should call [`read_plaintext`](Self::read_plaintext), which also
-    /// feeds ciphertext held back earlier, even while
+    /// decrypts records held back earlier, even while
     /// [`wants_read`](Self::wants_read) is false.
     #[must_use]
     pub fn wants_plaintext(&self) -> bool {
         self.sm.wants_read()
     }
 
-    /// Whether plaintext (or ciphertext held back, or the peer's end of stream)
-    /// waits for [`read_plaintext`](Self::read_plaintext).
+    /// Whether plaintext (or a record not yet decrypted, or the peer's end of
+    /// stream) waits for [`read_plaintext`](Self::read_plaintext).
+    #[must_use]
     pub fn has_plaintext(&self) -> bool {
-        !self.pending_in.is_empty() || self.tls.has_plaintext() || self.eof_pending.is_some()
+        self.tls.has_plaintext() || self.eof_pending.is_some()
     }
 
     /// Whether there is something to transmit.
@@ -373,11 +353,13 @@ impl TlsSocket {
     }
 
     /// The TLS session (ALPN, authorization, peer certificates...).
+    #[must_use]
     pub fn session(&self) -> &TlsSession {
         &self.tls
     }
 
     /// The plaintext socket state.
+    #[must_use]
     pub fn socket(&self) -> &Socket {
         &self.sm
     }

@@ -111,6 +111,8 @@ fn run(c: &mut TlsSocket, s: &mut TlsSocket, cs: &mut Seen, ss: &mut Seen, chunk
     for _ in 0..10_000 {
         let p1 = step(c, s, cs, ss, chunk, &mut buf);
         let p2 = step(s, c, ss, cs, chunk, &mut buf);
+        assert_not_stuck(c, "client");
+        assert_not_stuck(s, "server");
         if !p1 && !p2 {
             return;
         }
@@ -250,6 +252,155 @@ fn paused_reading_holds_back_ciphertext() {
     assert_eq!(got, big.len(), "everything arrives after resume");
 }
 
+/// Everything `a` has to send, marked sent.
+fn wire_of(a: &mut TlsSocket) -> Vec<u8> {
+    let now = t0();
+    let mut wire = Vec::new();
+    while let Transmit::Bytes(b) = a.poll_transmit(now) {
+        wire.extend_from_slice(b);
+        let n = b.len();
+        a.handle_sent(now, n);
+    }
+    wire
+}
+
+/// Delivers what `s` holds as a driver does: read until 0, echo each chunk
+/// back with `Echo: `, then drain events. Returns (plaintext, events).
+fn echo_all(s: &mut TlsSocket) -> (Vec<u8>, Vec<Event>) {
+    let now = t0();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = Vec::new();
+    loop {
+        let n = s.read_plaintext(now, &mut buf);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let mut reply = b"Echo: ".to_vec();
+        reply.extend_from_slice(&buf[..n]);
+        let _ = s.write(now, &reply);
+    }
+    (got, std::iter::from_fn(|| s.poll_event()).collect())
+}
+
+/// The socket owes nothing and waits for nothing: it is closed, or it has a
+/// reason to be polled again (it wants input, or has events or plaintext due),
+/// or the application paused it.
+fn assert_not_stuck(s: &TlsSocket, ctx: &str) {
+    let live = s.wants_read()
+        || s.has_events()
+        || (s.wants_plaintext() && s.has_plaintext())
+        || !s.wants_plaintext();
+    assert!(
+        s.is_closed() || live,
+        "{ctx}: no interest and no event: {s:?}"
+    );
+}
+
+/// Records as the client would send them: `valid` as one record, then a record
+/// whose ciphertext was altered.
+fn valid_then_corrupt(c: &mut TlsSocket, valid: &[u8]) -> Vec<u8> {
+    let now = t0();
+    c.write(now, valid).unwrap();
+    let mut wire = wire_of(c);
+    c.write(now, b"this record is corrupted on the way")
+        .unwrap();
+    let mut bad = wire_of(c);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55; // the AEAD tag no longer matches
+    wire.extend_from_slice(&bad);
+    wire
+}
+
+/// A record that fails authentication right after a valid one, in the same
+/// input: the valid plaintext is delivered and answered, then the socket fails
+/// (`Error`, `Close`) and the alert follows the answer on the wire. (Python's
+/// ssl server and Bun do the same.) Every split of the input gives that.
+#[test]
+fn a_bad_record_after_valid_data_delivers_the_data_then_fails() {
+    let now = t0();
+    for split in [usize::MAX, 1, 7, 100] {
+        let (mut c, mut s) = pair(false);
+        let (mut cs, mut ss) = (Seen::default(), Seen::default());
+        run(&mut c, &mut s, &mut cs, &mut ss, usize::MAX);
+        let wire = valid_then_corrupt(&mut c, b"hello");
+        let (mut got, mut evs) = (Vec::new(), Vec::new());
+        for piece in wire.chunks(split.min(wire.len())) {
+            if s.is_closed() {
+                break;
+            }
+            s.handle_input(now, piece);
+            let (g, e) = echo_all(&mut s);
+            got.extend(g);
+            evs.extend(e);
+            assert_not_stuck(&s, "after a piece");
+        }
+        assert_eq!(got, b"hello", "split {split}");
+        assert!(
+            matches!(&evs[..], [Event::Error(e), Event::Close(Some(_))] if e.to_string().contains("decrypt")),
+            "split {split}: {evs:?}"
+        );
+        assert!(s.is_closed());
+        // What the server still owes the client: the echo, then the alert.
+        let parting = s.session().poll_transmit().to_vec();
+        c.handle_input(now, &parting);
+        let (echo, evs) = echo_all(&mut c);
+        assert_eq!(echo, b"Echo: hello", "split {split}");
+        assert!(
+            matches!(&evs[..], [Event::Error(e), Event::Close(Some(_))] if e.to_string().contains("BadRecordMac")),
+            "split {split}: {evs:?}"
+        );
+    }
+}
+
+/// A fatal alert right after data, in one input: the data is delivered, then
+/// the socket fails with the alert.
+#[test]
+fn a_fatal_alert_after_data_delivers_the_data_then_fails() {
+    let now = t0();
+    let (mut c, mut s) = pair(false);
+    let (mut cs, mut ss) = (Seen::default(), Seen::default());
+    run(&mut c, &mut s, &mut cs, &mut ss, usize::MAX);
+    c.write(now, b"before the alert").unwrap();
+    let mut wire = wire_of(&mut c);
+    // The client fails (garbage from the server) and sends its fatal alert.
+    c.handle_input(now, b"\x17\x03\x03\x00\x05hello");
+    assert!(c.is_closed());
+    wire.extend_from_slice(c.session().poll_transmit());
+    s.handle_input(now, &wire);
+    let (got, evs) = echo_all(&mut s);
+    assert_eq!(got, b"before the alert");
+    assert!(
+        matches!(&evs[..], [Event::Error(e), Event::Close(Some(_))] if e.to_string().contains("alert")),
+        "{evs:?}"
+    );
+    assert_not_stuck(&s, "after the alert");
+}
+
+/// The session fails while the application still holds the socket: the next
+/// write is refused, `Error` and `Close` come exactly once, and nothing else.
+#[test]
+fn a_write_after_the_session_failed_is_refused() {
+    let now = t0();
+    let (mut c, mut s) = pair(false);
+    let (mut cs, mut ss) = (Seen::default(), Seen::default());
+    run(&mut c, &mut s, &mut cs, &mut ss, usize::MAX);
+    let wire = valid_then_corrupt(&mut c, b"x");
+    s.handle_input(now, &wire);
+    let mut buf = [0u8; 1024];
+    assert_eq!(s.read_plaintext(now, &mut buf), 1);
+    // The next read meets the bad record: the socket fails.
+    assert_eq!(s.read_plaintext(now, &mut buf), 0);
+    assert!(s.write(now, b"too late").is_err());
+    let evs: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(
+        matches!(&evs[..], [Event::Error(_), Event::Close(Some(_))]),
+        "{evs:?}"
+    );
+    assert!(s.write(now, b"later still").is_err());
+    assert_eq!(s.poll_event(), None);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
@@ -332,13 +483,10 @@ fn tls_socket_inside_a_tls_session() {
     /// far as the peer takes them (it stops while its plaintext is not read).
     fn session_to_session(a: &mut TlsSession, b: &mut TlsSession, chunk: usize) -> bool {
         let mut progress = false;
-        while a.wants_transmit() {
-            let n = a.transmit().len().min(chunk);
-            let taken = b.handle_input(&a.transmit()[..n]).unwrap();
-            if taken == 0 {
-                break;
-            }
-            a.handle_sent(taken);
+        while a.wants_transmit() && b.wants_input() {
+            let n = a.poll_transmit().len().min(chunk);
+            b.handle_input(&a.poll_transmit()[..n]).unwrap();
+            a.handle_sent(n);
             progress = true;
         }
         progress
@@ -462,7 +610,12 @@ fn tls_socket_inside_a_tls_session() {
         }
         assert_eq!(w.cs.events, [Event::Open], "chunk {chunk}");
         assert_eq!(w.ss.events, [Event::Open], "chunk {chunk}");
-        assert!(w.ss.data == up, "chunk {chunk}: upstream data");
+        assert!(
+            w.ss.data == up,
+            "chunk {chunk}: upstream data {} of {}",
+            w.ss.data.len(),
+            up.len()
+        );
         // Each layer saw its own name and certificate.
         assert_eq!(w.ts.sni(), Some("tunnel.test"));
         assert_eq!(w.es.session().sni(), Some("localhost"));

@@ -102,13 +102,13 @@ fn pump(c: &mut TlsSession, s: &mut TlsSession, chunk: usize) -> (Option<Error>,
     let (mut ce, mut se) = (None, None);
     for _ in 0..1000 {
         let mut wire = Vec::new();
-        c.poll_transmit(&mut wire);
+        c.drain_transmit(&mut wire);
         let c_sent = !wire.is_empty();
         if se.is_none() {
             se = feed(s, &wire, chunk).err();
         }
         let mut back = Vec::new();
-        s.poll_transmit(&mut back);
+        s.drain_transmit(&mut back);
         let s_sent = !back.is_empty();
         if ce.is_none() {
             ce = feed(c, &back, chunk).err();
@@ -120,16 +120,10 @@ fn pump(c: &mut TlsSession, s: &mut TlsSession, chunk: usize) -> (Option<Error>,
     (ce, se)
 }
 
-/// Feeds `bytes` in chunks, reading plaintext out whenever the session pushes back.
+/// Feeds `bytes` in chunks (the session takes all of each).
 fn feed(t: &mut TlsSession, bytes: &[u8], chunk: usize) -> Result<(), Error> {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let n = t.handle_input(&rest[..chunk.min(rest.len())])?;
-        if n == 0 {
-            // Backpressure: the caller must read plaintext first.
-            return Ok(());
-        }
-        rest = &rest[n..];
+    for piece in bytes.chunks(chunk.clamp(1, bytes.len().max(1))) {
+        t.handle_input(piece)?;
     }
     Ok(())
 }
@@ -384,7 +378,7 @@ fn garbage_instead_of_client_hello() {
     assert!(matches!(e, Error::Protocol(_)), "{e:?}");
     // The alert is still sendable.
     let mut out = Vec::new();
-    s.poll_transmit(&mut out);
+    s.drain_transmit(&mut out);
     assert!(!out.is_empty());
 }
 
@@ -398,22 +392,15 @@ fn large_records_and_many_records_per_read() {
     let big: Vec<u8> = (0..40 * 1024).map(|i| (i % 253) as u8).collect();
     assert_eq!(c.write(&big).unwrap(), big.len());
     let mut wire = Vec::new();
-    c.poll_transmit(&mut wire);
-    let mut got = Vec::new();
-    let mut rest = &wire[..];
-    while !rest.is_empty() {
-        let n = s.handle_input(rest).unwrap();
-        rest = &rest[n..];
-        got.extend(read_all(&mut s));
-    }
-    got.extend(read_all(&mut s));
-    assert_eq!(got, big);
+    c.drain_transmit(&mut wire);
+    s.handle_input(&wire).unwrap();
+    assert_eq!(read_all(&mut s), big);
     // Many tiny records in one read.
     for i in 0..100u8 {
         c.write(&[i]).unwrap();
     }
     let mut wire = Vec::new();
-    c.poll_transmit(&mut wire);
+    c.drain_transmit(&mut wire);
     s.handle_input(&wire).unwrap();
     assert_eq!(read_all(&mut s), (0..100u8).collect::<Vec<_>>());
 }
@@ -427,21 +414,25 @@ fn plaintext_backpressure_is_not_an_error() {
     let mut wire = Vec::new();
     for _ in 0..16 {
         c.write(&[7u8; 16 * 1024]).unwrap();
-        c.poll_transmit(&mut wire);
+        c.drain_transmit(&mut wire);
     }
-    // Without reading plaintext, the server stops taking bytes at some point.
+    // Without reading plaintext, the server stops wanting bytes at some point
+    // (it still takes what it is given: the layer contract).
     let mut taken = 0;
-    loop {
-        let n = s.handle_input(&wire[taken..]).unwrap();
-        if n == 0 {
-            break;
-        }
+    while taken < wire.len() && s.wants_input() {
+        let n = (wire.len() - taken).min(16 * 1024);
+        s.handle_input(&wire[taken..taken + n]).unwrap();
         taken += n;
     }
     assert!(taken < wire.len(), "no backpressure");
+    // 64 KiB of read-ahead, the record decrypted for the reader, one input.
+    assert!(taken <= 64 * 1024 + 2 * 16 * 1024, "held {taken}");
     let mut total = read_all(&mut s).len();
+    assert!(s.wants_input());
     while taken < wire.len() {
-        taken += s.handle_input(&wire[taken..]).unwrap();
+        let n = (wire.len() - taken).min(16 * 1024);
+        s.handle_input(&wire[taken..taken + n]).unwrap();
+        taken += n;
         total += read_all(&mut s).len();
     }
     assert_eq!(total, 16 * 16 * 1024);
@@ -623,16 +614,58 @@ fn a_client_refusing_the_server_sends_an_alert() {
     })
     .unwrap();
     let mut wire = Vec::new();
-    c.poll_transmit(&mut wire);
+    c.drain_transmit(&mut wire);
     s.handle_input(&wire).unwrap();
     wire.clear();
-    s.poll_transmit(&mut wire);
+    s.drain_transmit(&mut wire);
     let err = c.handle_input(&wire).unwrap_err();
     assert!(err.is_certificate_error(), "{err}");
     // The alert is what the client still has to send; the server hears why.
     assert!(c.wants_transmit(), "no alert queued");
     wire.clear();
-    c.poll_transmit(&mut wire);
+    c.drain_transmit(&mut wire);
     let got = s.handle_input(&wire).unwrap_err();
     assert!(got.to_string().contains("alert"), "{got}");
+}
+
+/// A record that fails authentication behind a valid one: the reader gets the
+/// valid record first, then the session fails (kept for `error()`), and a
+/// write after that fails with the same error.
+#[test]
+fn a_bad_record_fails_the_session_only_when_read() {
+    let pki = pki();
+    let mut c = TlsSession::client(&client(&pki.ca), "localhost").unwrap();
+    let mut s = TlsSession::server(&server(&pki.localhost)).unwrap();
+    pump(&mut c, &mut s, usize::MAX);
+    let mut wire = Vec::new();
+    c.write(b"valid").unwrap();
+    c.drain_transmit(&mut wire);
+    let mut bad = Vec::new();
+    c.write(b"corrupted").unwrap();
+    c.drain_transmit(&mut bad);
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    wire.extend_from_slice(&bad);
+    s.handle_input(&wire).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read_plaintext(&mut buf), 5);
+    // Not decrypted yet: a write goes through.
+    assert_eq!(s.write(b"answer").unwrap(), 6);
+    assert!(s.error().is_none());
+    assert_eq!(s.read_plaintext(&mut buf), 0);
+    assert!(
+        matches!(s.error(), Some(Error::Protocol(_))),
+        "{:?}",
+        s.error()
+    );
+    assert!(!s.wants_input());
+    assert!(matches!(s.write(b"too late"), Err(Error::Protocol(_))));
+    assert!(s.handle_input(b"more").is_err());
+    // The answer, then the alert, are still to be sent.
+    let mut out = Vec::new();
+    s.drain_transmit(&mut out);
+    c.handle_input(&out).unwrap();
+    assert_eq!(read_all(&mut c), b"answer");
+    let e = c.error().expect("the alert fails the client");
+    assert!(e.to_string().contains("BadRecordMac"), "{e}");
 }

@@ -6,17 +6,10 @@
 
 use std::io::{self, Read, Write};
 
+use netkit_tls::stream::{HandshakeStep, READ_CHUNK, ReadStep, TlsStreamCore, io_error};
 use netkit_tls::{Authorization, ClientConfig, ServerConfig, TlsSession};
 
 use crate::Error;
-
-/// Transport bytes read per `read` call on the transport: one full TLS record
-/// with its header and tag.
-const READ_CHUNK: usize = 16 * 1024 + 256;
-
-/// Plaintext handed to the session per [`TlsStream::write`] call, so one call
-/// never holds more than this much ciphertext.
-const WRITE_CHUNK: usize = 64 * 1024;
 
 /// A TLS connection as a blocking `Read + Write` stream over a transport `S`:
 /// a `TcpStream`, a Unix socket, or another `TlsStream` (a tunnel).
@@ -53,34 +46,13 @@ const WRITE_CHUNK: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct TlsStream<S: Read + Write> {
     transport: S,
-    session: TlsSession,
-    /// Transport bytes the session did not take yet (fed again before reading
-    /// more). Empty, with no allocation, in the steady state.
-    pending_in: Vec<u8>,
-    /// The transport reported EOF.
-    eof: bool,
-}
-
-/// A TLS error as an `io::Error` of a kind that says what happened, with the
-/// [`netkit_tls::Error`] inside.
-fn tls_io(e: netkit_tls::Error) -> io::Error {
-    let kind = match e {
-        netkit_tls::Error::Truncated | netkit_tls::Error::HandshakeEof => {
-            io::ErrorKind::UnexpectedEof
-        }
-        netkit_tls::Error::Closed => io::ErrorKind::BrokenPipe,
-        _ => io::ErrorKind::InvalidData,
-    };
-    io::Error::new(kind, e)
+    core: TlsStreamCore,
 }
 
 /// A transport failure during the handshake as the driver's error: a TLS error
 /// from a lower TLS layer keeps its words, an OS error its code.
 fn handshake_err(e: io::Error) -> Error {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<netkit_tls::Error>())
-    {
+    match netkit_tls::stream::tls_error_of(&e) {
         Some(tls) => Error::Tls(tls.to_string()),
         None => Error::from(e),
     }
@@ -108,38 +80,32 @@ impl<S: Read + Write> TlsStream<S> {
     pub fn handshake(session: TlsSession, transport: S) -> Result<Self, Error> {
         let mut s = Self {
             transport,
-            session,
-            pending_in: Vec::new(),
-            eof: false,
+            core: TlsStreamCore::new(session),
         };
-        while s.session.is_handshaking() {
-            s.send_pending().map_err(handshake_err)?;
-            match s.fill() {
-                Ok(()) => {}
-                Err(e) => {
-                    // The alert rustls queued, if any; the error stands either way.
-                    let _ = s.send_pending();
-                    return Err(handshake_err(e));
-                }
+        let failed = loop {
+            let step = match s.core.handshake_step() {
+                Ok(step) => step,
+                Err(e) => break io_error(e),
+            };
+            let r = match step {
+                HandshakeStep::Send => s.send_pending(),
+                HandshakeStep::Receive => s.fill(),
+                HandshakeStep::Done => match s.transport.flush() {
+                    Ok(()) => return Ok(s),
+                    Err(e) => break e,
+                },
+            };
+            if let Err(e) = r {
+                break e;
             }
-        }
-        // Our last flight (the client's Finished, the server's tickets).
-        s.send_pending().map_err(handshake_err)?;
-        s.transport.flush().map_err(handshake_err)?;
-        s.drain_events();
-        Ok(s)
+        };
+        // The alert rustls queued, if any; the error stands either way.
+        let _ = s.send_pending();
+        Err(handshake_err(failed))
     }
 
-    /// Hands transport bytes to the session: what it held back first, else one
-    /// read from the transport (EOF gives the session's verdict).
+    /// Reads the transport once and hands the bytes (or its EOF) to the session.
     fn fill(&mut self) -> io::Result<()> {
-        if !self.pending_in.is_empty() {
-            let held = std::mem::take(&mut self.pending_in);
-            return self.feed(&held);
-        }
-        if self.eof {
-            return self.session.handle_eof().map_err(tls_io);
-        }
         let mut buf = [0u8; READ_CHUNK];
         let n = loop {
             match self.transport.read(&mut buf) {
@@ -147,41 +113,23 @@ impl<S: Read + Write> TlsStream<S> {
                 r => break r?,
             }
         };
-        if n == 0 {
-            self.eof = true;
-            return self.session.handle_eof().map_err(tls_io);
-        }
-        self.feed(&buf[..n])
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let n = self.session.handle_input(bytes).map_err(tls_io)?;
-        if n == 0 {
-            // Only called when the session has no plaintext waiting, when it
-            // always takes input: not taking any would loop forever.
-            return Err(io::Error::other("TLS session took no input"));
-        }
-        self.pending_in.extend_from_slice(&bytes[n..]);
-        Ok(())
+        self.core.handle_input(&buf[..n]).map_err(io_error)
     }
 
     /// Writes the session's TLS bytes to the transport until none are left.
     fn send_pending(&mut self) -> io::Result<()> {
-        while self.session.wants_transmit() {
-            match self.transport.write(self.session.transmit()) {
+        loop {
+            let out = self.core.poll_transmit();
+            if out.is_empty() {
+                return Ok(());
+            }
+            match self.transport.write(out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.session.handle_sent(n),
+                Ok(n) => self.core.handle_sent(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
-    }
-
-    /// The session's events are reflected in its state (`is_handshaking`,
-    /// `peer_closed`), which is what the stream consults; drop them.
-    fn drain_events(&mut self) {
-        while self.session.poll_event().is_some() {}
     }
 
     /// Sends `close_notify` and flushes: the peer's reads end cleanly. Writing
@@ -190,23 +138,23 @@ impl<S: Read + Write> TlsStream<S> {
     /// (for a tunnel, call the inner stream's `shutdown` through
     /// [`get_mut`](Self::get_mut)).
     pub fn shutdown(&mut self) -> io::Result<()> {
-        self.session.close();
+        self.core.close();
         self.flush()
     }
 
     /// The TLS session: ALPN, authorization, peer certificates, version.
     pub fn session(&self) -> &TlsSession {
-        &self.session
+        self.core.session()
     }
 
     /// The negotiated ALPN protocol.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.session.alpn_protocol()
+        self.core.session().alpn_protocol()
     }
 
     /// How the peer's certificate verified (always known after the handshake).
     pub fn authorization(&self) -> Option<&Authorization> {
-        self.session.authorization()
+        self.core.session().authorization()
     }
 
     /// The transport.
@@ -228,33 +176,22 @@ impl<S: Read + Write> TlsStream<S> {
 
     /// The transport and the session.
     pub fn into_parts(self) -> (S, TlsSession) {
-        (self.transport, self.session)
+        (self.transport, self.core.into_session())
     }
 }
 
 impl<S: Read + Write> Read for TlsStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
         loop {
-            let n = self.session.read_plaintext(buf);
-            self.drain_events();
-            if n > 0 {
-                return Ok(n);
-            }
-            // A failure while decrypting is kept by the session.
-            if let Some(e) = self.session.error().cloned() {
-                let _ = self.send_pending();
-                return Err(tls_io(e));
-            }
+            let step = self.core.read(buf);
             // TLS bytes reading produced (a key update, an alert) or an earlier
             // write left behind. An error here is the writer's to report.
             let _ = self.send_pending();
-            if self.session.peer_closed() {
-                return Ok(0);
+            match step.map_err(io_error)? {
+                ReadStep::Plaintext(n) => return Ok(n),
+                ReadStep::Closed => return Ok(0),
+                ReadStep::NeedInput => self.fill()?,
             }
-            self.fill()?;
         }
     }
 }
@@ -268,10 +205,7 @@ impl<S: Read + Write> Write for TlsStream<S> {
             return Ok(0);
         }
         self.send_pending()?;
-        let n = self
-            .session
-            .write(&buf[..buf.len().min(WRITE_CHUNK)])
-            .map_err(tls_io)?;
+        let n = self.core.write(buf).map_err(io_error)?;
         let _ = self.send_pending();
         Ok(n)
     }

@@ -137,11 +137,8 @@ pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
     let addr = lp
         .local_addr(server)
         .ok_or_else(|| Failure("listen: no local address".into()))?;
-    {
-        let mut out = io::stdout().lock();
-        writeln!(out, "listening on {addr}")?;
-        out.flush()?;
-    }
+    // Signals are handled before the first line: a script that stops the server
+    // as soon as it announced itself gets a clean exit.
     let handle = lp.handle();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
@@ -152,6 +149,11 @@ pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
             handle.stop_all(true);
         }
     });
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+    }
     lp.run()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,17 +9,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures_lite::{AsyncRead, AsyncWrite, future};
+use netkit_tls::stream::{HandshakeStep, READ_CHUNK, ReadStep, TlsStreamCore, io_error};
 use netkit_tls::{Authorization, ClientConfig, ServerConfig, TlsSession};
 
 use crate::Error;
-
-/// Transport bytes read per `poll_read` on the transport: one full TLS record
-/// with its header and tag.
-const READ_CHUNK: usize = 16 * 1024 + 256;
-
-/// TLS bytes held for the transport before `poll_write` waits for it to take
-/// them; also the plaintext encrypted per `poll_write`.
-const CIPHER_AHEAD: usize = 64 * 1024;
 
 /// A TLS connection as an `AsyncRead + AsyncWrite` stream over a transport `S`:
 /// a [`TcpStream`](crate::TcpStream), or another `TlsStream` (a tunnel).
@@ -59,34 +52,13 @@ const CIPHER_AHEAD: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct TlsStream<S: AsyncRead + AsyncWrite + Unpin> {
     transport: S,
-    session: TlsSession,
-    /// Transport bytes the session did not take yet (fed again before reading
-    /// more). Empty, with no allocation, in the steady state.
-    pending_in: Vec<u8>,
-    /// The transport reported EOF.
-    eof: bool,
-}
-
-/// A TLS error as an `io::Error` of a kind that says what happened, with the
-/// [`netkit_tls::Error`] inside.
-fn tls_io(e: netkit_tls::Error) -> io::Error {
-    let kind = match e {
-        netkit_tls::Error::Truncated | netkit_tls::Error::HandshakeEof => {
-            io::ErrorKind::UnexpectedEof
-        }
-        netkit_tls::Error::Closed => io::ErrorKind::BrokenPipe,
-        _ => io::ErrorKind::InvalidData,
-    };
-    io::Error::new(kind, e)
+    core: TlsStreamCore,
 }
 
 /// A transport failure during the handshake as the driver's error: a TLS error
 /// from a lower TLS layer keeps its words, an OS error its code.
 fn handshake_err(e: io::Error) -> Error {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<netkit_tls::Error>())
-    {
+    match netkit_tls::stream::tls_error_of(&e) {
         Some(tls) => Error::Tls(tls.to_string()),
         None => Error::from(e),
     }
@@ -118,71 +90,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     pub async fn handshake(session: TlsSession, transport: S) -> Result<Self, Error> {
         let mut s = Self {
             transport,
-            session,
-            pending_in: Vec::new(),
-            eof: false,
+            core: TlsStreamCore::new(session),
         };
         if let Err(e) = future::poll_fn(|cx| s.poll_handshake(cx)).await {
             // The alert rustls queued, if any; the error stands either way.
             let _ = future::poll_fn(|cx| s.poll_send_pending(cx)).await;
             return Err(handshake_err(e));
         }
-        s.drain_events();
         Ok(s)
     }
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            // Our flight goes out before we wait for the peer's answer to it.
-            let sent = self.poll_send_pending(cx)?;
-            if !self.session.is_handshaking() {
-                ready!(sent);
-                return Pin::new(&mut self.transport).poll_flush(cx);
+            match self.core.handshake_step().map_err(io_error)? {
+                HandshakeStep::Send => ready!(self.poll_send_pending(cx))?,
+                HandshakeStep::Receive => ready!(self.poll_fill(cx))?,
+                HandshakeStep::Done => return Pin::new(&mut self.transport).poll_flush(cx),
             }
-            ready!(self.poll_fill(cx))?;
         }
     }
 
-    /// Hands transport bytes to the session: what it held back first, else one
-    /// read from the transport (EOF gives the session's verdict).
+    /// Reads the transport once and hands the bytes (or its EOF) to the session.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.pending_in.is_empty() {
-            let held = std::mem::take(&mut self.pending_in);
-            return Poll::Ready(self.feed(&held));
-        }
-        if self.eof {
-            return Poll::Ready(self.session.handle_eof().map_err(tls_io));
-        }
         let mut buf = [0u8; READ_CHUNK];
         let n = ready!(Pin::new(&mut self.transport).poll_read(cx, &mut buf))?;
-        if n == 0 {
-            self.eof = true;
-            return Poll::Ready(self.session.handle_eof().map_err(tls_io));
-        }
-        Poll::Ready(self.feed(&buf[..n]))
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let n = self.session.handle_input(bytes).map_err(tls_io)?;
-        if n == 0 {
-            // Only called when the session has no plaintext waiting, when it
-            // always takes input: not taking any would loop forever.
-            return Err(io::Error::other("TLS session took no input"));
-        }
-        self.pending_in.extend_from_slice(&bytes[n..]);
-        Ok(())
+        Poll::Ready(self.core.handle_input(&buf[..n]).map_err(io_error))
     }
 
     /// Writes the session's TLS bytes to the transport until none are left.
     fn poll_send_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.session.wants_transmit() {
-            let n = ready!(Pin::new(&mut self.transport).poll_write(cx, self.session.transmit()))?;
+        loop {
+            let out = self.core.poll_transmit();
+            if out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let n = ready!(Pin::new(&mut self.transport).poll_write(cx, out))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.session.handle_sent(n);
+            self.core.handle_sent(n);
         }
-        Poll::Ready(Ok(()))
     }
 
     /// Sends TLS bytes, then flushes the transport.
@@ -191,25 +138,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
         Pin::new(&mut self.transport).poll_flush(cx)
     }
 
-    /// The session's events are reflected in its state (`is_handshaking`,
-    /// `peer_closed`), which is what the stream consults; drop them.
-    fn drain_events(&mut self) {
-        while self.session.poll_event().is_some() {}
-    }
-
     /// The TLS session: ALPN, authorization, peer certificates, version.
     pub fn session(&self) -> &TlsSession {
-        &self.session
+        self.core.session()
     }
 
     /// The negotiated ALPN protocol.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.session.alpn_protocol()
+        self.core.session().alpn_protocol()
     }
 
     /// How the peer's certificate verified (always known after the handshake).
     pub fn authorization(&self) -> Option<&Authorization> {
-        self.session.authorization()
+        self.core.session().authorization()
     }
 
     /// The transport.
@@ -231,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
 
     /// The transport and the session.
     pub fn into_parts(self) -> (S, TlsSession) {
-        (self.transport, self.session)
+        (self.transport, self.core.into_session())
     }
 }
 
@@ -242,28 +183,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
         loop {
-            let n = this.session.read_plaintext(buf);
-            this.drain_events();
-            if n > 0 {
-                return Poll::Ready(Ok(n));
-            }
-            // A failure while decrypting is kept by the session.
-            if let Some(e) = this.session.error().cloned() {
-                let _ = this.poll_send_pending(cx);
-                return Poll::Ready(Err(tls_io(e)));
-            }
+            let step = this.core.read(buf);
             // TLS bytes reading produced (a key update, an alert) or an earlier
             // write left behind, without waiting for them: a failure or a full
             // transport is the writer's to see.
             let _ = this.poll_send_pending(cx);
-            if this.session.peer_closed() {
-                return Poll::Ready(Ok(0));
+            match step.map_err(io_error)? {
+                ReadStep::Plaintext(n) => return Poll::Ready(Ok(n)),
+                ReadStep::Closed => return Poll::Ready(Ok(0)),
+                ReadStep::NeedInput => ready!(this.poll_fill(cx))?,
             }
-            ready!(this.poll_fill(cx))?;
         }
     }
 }
@@ -285,16 +215,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
         // Earlier TLS bytes first; past the limit, wait for the transport.
         match this.poll_send_pending(cx) {
             Poll::Ready(r) => r?,
-            Poll::Pending if this.session.transmit().len() >= CIPHER_AHEAD => {
-                return Poll::Pending;
-            }
+            Poll::Pending if this.core.write_blocked() => return Poll::Pending,
             Poll::Pending => {}
         }
-        let room = CIPHER_AHEAD - this.session.transmit().len().min(CIPHER_AHEAD);
-        let n = this
-            .session
-            .write(&buf[..buf.len().min(room.max(1))])
-            .map_err(tls_io)?;
+        let n = this.core.write(buf).map_err(io_error)?;
         let _ = this.poll_send_pending(cx);
         Poll::Ready(Ok(n))
     }
@@ -306,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
     /// Sends `close_notify` (once), flushes, then closes the transport.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.session.close();
+        this.core.close();
         ready!(this.poll_flush_all(cx))?;
         Pin::new(&mut this.transport).poll_close(cx)
     }

@@ -76,10 +76,10 @@ fn nk_pair(c: &Cfg) -> (TlsSession, TlsSession) {
     let mut buf = Vec::new();
     while cl.is_handshaking() || sv.is_handshaking() {
         buf.clear();
-        cl.poll_transmit(&mut buf);
+        cl.drain_transmit(&mut buf);
         sv.handle_input(&buf).unwrap();
         buf.clear();
-        sv.poll_transmit(&mut buf);
+        sv.drain_transmit(&mut buf);
         cl.handle_input(&buf).unwrap();
     }
     (cl, sv)
@@ -93,18 +93,14 @@ fn nk_bulk(a: &mut TlsSession, b: &mut TlsSession, total: usize) {
     while got < total {
         a.write(&chunk).unwrap();
         wire.clear();
-        a.poll_transmit(&mut wire);
-        let mut rest = &wire[..];
-        while !rest.is_empty() {
-            let n = b.handle_input(rest).unwrap();
-            rest = &rest[n..];
-            loop {
-                let m = b.read_plaintext(&mut sink);
-                if m == 0 {
-                    break;
-                }
-                got += m;
+        a.drain_transmit(&mut wire);
+        b.handle_input(&wire).unwrap();
+        loop {
+            let m = b.read_plaintext(&mut sink);
+            if m == 0 {
+                break;
             }
+            got += m;
         }
     }
 }
@@ -179,13 +175,13 @@ fn nk_idle_bytes(c: &Cfg, n: usize) -> f64 {
         let msg = [7u8; 64];
         cl.write(&msg).unwrap();
         let mut wire = Vec::new();
-        cl.poll_transmit(&mut wire);
+        cl.drain_transmit(&mut wire);
         sv.handle_input(&wire).unwrap();
         let mut buf = [0u8; 64];
         assert_eq!(sv.read_plaintext(&mut buf), 64);
         sv.write(&buf).unwrap();
         wire.clear();
-        sv.poll_transmit(&mut wire);
+        sv.drain_transmit(&mut wire);
         cl.handle_input(&wire).unwrap();
         assert_eq!(cl.read_plaintext(&mut buf), 64);
         servers.push(sv);
