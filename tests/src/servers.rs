@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use netkit_blocking as blocking;
 use netkit_smol as nsmol;
-use netkit_socket::Error;
-use netkit_sys::SocketIo;
+use netkit_sys::net::Endpoint;
+use netkit_sys::{Error, SharedHandler};
 
 /// How the test server behaves.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,8 @@ pub struct Behavior {
     /// (`auth:authorized`, `auth:no-certificate` or `auth:unauthorized:DETAIL`);
     /// after `connect_error:CODE`, the error's text (`detail:TEXT`).
     pub record_tls: bool,
+    /// Listen on this Unix socket path instead of 127.0.0.1.
+    pub unix: Option<std::path::PathBuf>,
 }
 
 /// Per-connection state.
@@ -57,12 +59,13 @@ impl Record {
     }
 }
 
-/// Both drivers' `Socket` is this one handle, over their own socket I/O.
-type Sock<'a, I> = netkit_sys::Socket<'a, ConnState, I>;
+/// Both drivers' `Socket` is this one handle.
+type Sock<'a> = netkit_sys::Socket<'a, ConnState>;
 
 const FLOOD: [u8; 16384] = [0xAB; 16384];
 
-/// The handler logic, shared by both drivers.
+/// The handler, written once for both drivers (netkit-sys's `SharedHandler`:
+/// smol runs it as is, the blocking loop inside an `Arc`).
 #[derive(Debug, Clone)]
 struct Logic {
     rec: Arc<Record>,
@@ -71,7 +74,27 @@ struct Logic {
 }
 
 impl Logic {
-    fn open<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+    fn flood(&self, s: &mut Sock<'_>) {
+        loop {
+            match s.write(&FLOOD) {
+                Ok(n) if n == FLOOD.len() => {}
+                _ => return,
+            }
+        }
+    }
+
+    fn connect_failed(&self, e: &Error) {
+        self.rec.push(0, format!("connect_error:{}", e.code()));
+        if self.behavior.record_tls {
+            self.rec.push(0, format!("detail:{e}"));
+        }
+    }
+}
+
+impl SharedHandler for Logic {
+    type Data = ConnState;
+
+    fn open(&self, s: &mut Sock<'_>) {
         let id = self.rec.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         s.data_mut().id = id;
         self.rec.push(id, "open");
@@ -91,16 +114,7 @@ impl Logic {
         }
     }
 
-    fn flood<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
-        loop {
-            match s.write(&FLOOD) {
-                Ok(n) if n == FLOOD.len() => {}
-                _ => return,
-            }
-        }
-    }
-
-    fn data<I: SocketIo>(&self, s: &mut Sock<'_, I>, bytes: &[u8]) {
+    fn data(&self, s: &mut Sock<'_>, bytes: &[u8]) {
         self.rec
             .bytes_in
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -130,7 +144,7 @@ impl Logic {
         }
     }
 
-    fn drain<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+    fn drain(&self, s: &mut Sock<'_>) {
         let id = s.data_mut().id;
         self.rec.push(id, "drain");
         if s.data_mut().flooding {
@@ -146,93 +160,30 @@ impl Logic {
         }
     }
 
-    fn end<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+    fn end(&self, s: &mut Sock<'_>) {
         let id = s.data_mut().id;
         self.rec.push(id, "end");
     }
 
-    fn timeout<I: SocketIo>(&self, s: &mut Sock<'_, I>) {
+    fn timeout(&self, s: &mut Sock<'_>) {
         let id = s.data_mut().id;
         self.rec.push(id, "timeout");
         s.close();
     }
 
-    fn error<I: SocketIo>(&self, s: &mut Sock<'_, I>, e: &Error) {
+    fn error(&self, s: &mut Sock<'_>, e: &Error) {
         let id = s.data_mut().id;
         self.rec.push(id, format!("error:{}", e.code()));
     }
 
-    fn connect_error(&self, e: &Error) {
-        self.rec.push(0, format!("connect_error:{}", e.code()));
-        if self.behavior.record_tls {
-            self.rec.push(0, format!("detail:{e}"));
-        }
+    fn connect_error(&self, _s: &mut Sock<'_>, e: &Error) {
+        self.connect_failed(e);
     }
 
-    fn close<I: SocketIo>(&self, s: &mut Sock<'_, I>, e: Option<&Error>) {
+    fn close(&self, s: &mut Sock<'_>, e: Option<&Error>) {
         let id = s.data_mut().id;
         self.rec
             .push(id, if e.is_some() { "close:err" } else { "close" });
-    }
-}
-
-struct BlockingHandler(Logic);
-
-impl blocking::Handler for BlockingHandler {
-    type Data = ConnState;
-    fn open(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
-        self.0.open(s)
-    }
-    fn data(&mut self, s: &mut blocking::Socket<'_, ConnState>, b: &[u8]) {
-        self.0.data(s, b)
-    }
-    fn drain(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
-        self.0.drain(s)
-    }
-    fn end(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
-        self.0.end(s)
-    }
-    fn timeout(&mut self, s: &mut blocking::Socket<'_, ConnState>) {
-        self.0.timeout(s)
-    }
-    fn error(&mut self, s: &mut blocking::Socket<'_, ConnState>, e: &Error) {
-        self.0.error(s, e)
-    }
-    fn close(&mut self, s: &mut blocking::Socket<'_, ConnState>, e: Option<&Error>) {
-        self.0.close(s, e)
-    }
-    fn connect_error(&mut self, _s: &mut blocking::Socket<'_, ConnState>, e: &Error) {
-        self.0.connect_error(e)
-    }
-}
-
-struct SmolHandler(Logic);
-
-impl nsmol::Handler for SmolHandler {
-    type Data = ConnState;
-    fn open(&self, s: &mut nsmol::Socket<'_, ConnState>) {
-        self.0.open(s)
-    }
-    fn data(&self, s: &mut nsmol::Socket<'_, ConnState>, b: &[u8]) {
-        self.0.data(s, b)
-    }
-    fn drain(&self, s: &mut nsmol::Socket<'_, ConnState>) {
-        self.0.drain(s)
-    }
-    fn end(&self, s: &mut nsmol::Socket<'_, ConnState>) {
-        self.0.end(s)
-    }
-    fn timeout(&self, s: &mut nsmol::Socket<'_, ConnState>) {
-        self.0.timeout(s)
-    }
-    fn error(&self, s: &mut nsmol::Socket<'_, ConnState>, e: &Error) {
-        self.0.error(s, e)
-    }
-    fn close(&self, s: &mut nsmol::Socket<'_, ConnState>, e: Option<&Error>) {
-        self.0.close(s, e)
-    }
-    fn connect_error(&self, _s: &mut nsmol::Socket<'_, ConnState>, e: &Error) {
-        self.0.connect_error(e)
     }
 }
 
@@ -247,13 +198,13 @@ pub enum Driver {
 
 enum Ctl {
     Blocking(blocking::LoopHandle, blocking::Server),
-    Smol(nsmol::ServerHandle<SmolHandler>),
+    Smol(nsmol::ServerHandle<Logic>),
 }
 
 /// A running test server: an echo that prefixes replies with its tag ("" at
 /// first, another after `reload`), recording every handler event.
 pub struct TestServer {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     rec: Arc<Record>,
     behavior: Behavior,
     ctl: Ctl,
@@ -263,13 +214,14 @@ pub struct TestServer {
 impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestServer")
-            .field("addr", &self.addr)
+            .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
 }
 
 impl TestServer {
-    /// Starts a server on 127.0.0.1, port picked by the kernel.
+    /// Starts a server on 127.0.0.1, port picked by the kernel (or on
+    /// `behavior.unix`).
     pub fn start(driver: Driver, behavior: Behavior) -> Self {
         let rec = Arc::new(Record::default());
         let logic = Logic {
@@ -277,7 +229,10 @@ impl TestServer {
             behavior: behavior.clone(),
             tag: "",
         };
-        let mut opts = blocking::ListenOptions::new("127.0.0.1", 0);
+        let mut opts = match &behavior.unix {
+            Some(path) => blocking::ListenOptions::unix(path),
+            None => blocking::ListenOptions::new("127.0.0.1", 0),
+        };
         if let Some(h) = behavior.high_water {
             opts.socket.high_water = h;
             opts.socket.low_water = h / 4;
@@ -288,14 +243,14 @@ impl TestServer {
                 let (tx, rx) = mpsc::channel();
                 let thread = std::thread::spawn(move || {
                     let mut lp = blocking::EventLoop::new().expect("event loop");
-                    let server = lp.listen(opts, BlockingHandler(logic)).expect("listen");
-                    let addr = lp.local_addr(server).expect("addr");
-                    tx.send((lp.handle(), server, addr)).expect("send");
+                    let server = lp.listen(opts, Arc::new(logic)).expect("listen");
+                    let endpoint = lp.local_endpoint(server).expect("endpoint");
+                    tx.send((lp.handle(), server, endpoint)).expect("send");
                     lp.run().expect("run");
                 });
-                let (h, server, addr) = rx.recv().expect("server started");
+                let (h, server, endpoint) = rx.recv().expect("server started");
                 Self {
-                    addr,
+                    endpoint,
                     rec,
                     behavior,
                     ctl: Ctl::Blocking(h, server),
@@ -303,12 +258,12 @@ impl TestServer {
                 }
             }
             Driver::Smol => {
-                let server = nsmol::Server::bind(opts, SmolHandler(logic)).expect("bind");
-                let addr = server.local_addr();
+                let server = nsmol::Server::bind(opts, logic).expect("bind");
+                let endpoint = server.local_endpoint().clone();
                 let handle = server.handle();
                 let thread = std::thread::spawn(move || smol::block_on(server.run()));
                 Self {
-                    addr,
+                    endpoint,
                     rec,
                     behavior,
                     ctl: Ctl::Smol(handle),
@@ -318,9 +273,18 @@ impl TestServer {
         }
     }
 
-    /// The listening address.
+    /// The listening TCP address.
+    ///
+    /// # Panics
+    ///
+    /// For a Unix server.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.endpoint.inet().expect("a TCP server")
+    }
+
+    /// Where the server listens.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// `stop(force)`.
@@ -339,8 +303,8 @@ impl TestServer {
             tag,
         };
         match &self.ctl {
-            Ctl::Blocking(h, s) => h.reload(*s, BlockingHandler(logic)),
-            Ctl::Smol(h) => h.reload(SmolHandler(logic)),
+            Ctl::Blocking(h, s) => h.reload(*s, Arc::new(logic)),
+            Ctl::Smol(h) => h.reload(logic),
         }
     }
 
@@ -393,9 +357,7 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop(true);
         if let Some(t) = self.thread.take() {
-            if matches!(self.ctl, Ctl::Blocking(..)) {
-                let _ = t.join();
-            }
+            let _ = t.join();
         }
     }
 }

@@ -1,21 +1,26 @@
-//! Client sockets (`connect`) on both drivers against plain std::net peers.
+//! Client sockets (`connect`): one table of connect scenarios, each run on both
+//! drivers with the same handler, against plain std::net peers (a refusing
+//! port, a listener whose accept queue is full so its SYNs vanish, a silent
+//! server, missing and stale Unix paths).
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netkit_blocking as blocking;
 use netkit_smol as nsmol;
-use netkit_socket::Error;
-use netkit_sys::SocketIo;
+use netkit_sys::resolve::HostsFile;
+use netkit_sys::{ConnectOptions, Error, Resolver, SharedHandler, Socket};
+use netkit_tests::peer::TempDir;
+use netkit_tests::servers::Driver;
 
 fn closed_port() -> u16 {
     // Bind then drop: nothing listens there now.
     netkit_tests::free_port()
 }
 
-/// What a client saw, in order; shared by both drivers' handlers.
+/// What a client saw, in order; one handler for both drivers.
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<String>>>);
 
@@ -27,41 +32,70 @@ impl Log {
     fn events(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
+}
 
-    /// Sends the request and ends our side at once.
-    fn open<I: SocketIo>(&self, s: &mut netkit_sys::Socket<'_, (), I>) {
-        self.push("open".into());
+impl SharedHandler for Log {
+    type Data = ();
+    /// Records the peer, sends the request and ends our side at once.
+    fn open(&self, s: &mut Socket<'_, ()>) {
+        self.push(format!(
+            "open:{}",
+            s.remote_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default()
+        ));
         let _ = s.write(b"request");
         s.end();
     }
+    fn data(&self, _s: &mut Socket<'_, ()>, b: &[u8]) {
+        self.push(format!("data:{}", String::from_utf8_lossy(b)));
+    }
+    fn end(&self, _s: &mut Socket<'_, ()>) {
+        self.push("end".into());
+    }
+    fn timeout(&self, s: &mut Socket<'_, ()>) {
+        self.push("timeout".into());
+        s.close();
+    }
+    fn close(&self, _s: &mut Socket<'_, ()>, e: Option<&Error>) {
+        self.push(format!("close:{}", e.is_some()));
+    }
+    fn connect_error(&self, _s: &mut Socket<'_, ()>, e: &Error) {
+        self.push(format!("connect_error:{e}"));
+    }
 }
 
-struct Rec(Log);
-
-impl blocking::Handler for Rec {
-    type Data = ();
-    fn open(&mut self, s: &mut blocking::Socket<'_, ()>) {
-        self.0.open(s);
+/// Runs one client to completion on `d`, resolving with `hosts` (a hosts
+/// file's text) when given; returns what its handler saw.
+fn run_client(d: Driver, opts: ConnectOptions, hosts: Option<&Path>) -> Vec<String> {
+    let log = Log::default();
+    let resolver = || match hosts {
+        Some(p) => Resolver::new(HostsFile::new(p)),
+        None => Resolver::default(),
+    };
+    match d {
+        Driver::Blocking => {
+            let mut lp = netkit_blocking::EventLoop::new().unwrap();
+            *lp.resolver() = resolver();
+            lp.connect(opts, Arc::new(log.clone()), ()).unwrap();
+            lp.run().unwrap();
+        }
+        Driver::Smol => {
+            let rt = nsmol::Runtime::with_resolver(resolver());
+            let r = ::smol::block_on(rt.connect(opts, log.clone(), ()));
+            // `Err` exactly when the handler saw a connect error.
+            let failed = log.events().iter().any(|e| e.starts_with("connect_error"));
+            assert_eq!(r.is_err(), failed, "{:?}", log.events());
+        }
     }
-    fn data(&mut self, _s: &mut blocking::Socket<'_, ()>, b: &[u8]) {
-        self.0.push(format!("data:{}", String::from_utf8_lossy(b)));
-    }
-    fn end(&mut self, _s: &mut blocking::Socket<'_, ()>) {
-        self.0.push("end".into());
-    }
-    fn close(&mut self, _s: &mut blocking::Socket<'_, ()>, e: Option<&Error>) {
-        self.0.push(format!("close:{}", e.is_some()));
-    }
-    fn connect_error(&mut self, _s: &mut blocking::Socket<'_, ()>, e: &Error) {
-        self.0.push(format!("connect_error:{}", e.code()));
-    }
+    log.events()
 }
 
 /// A peer that reads the request to EOF, answers "answer to " + request, and
-/// closes. Returns its port and its thread.
-fn answering_peer() -> (u16, std::thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+/// closes. Returns its address and its thread.
+fn answering_peer(ip: &str) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind((ip, 0)).unwrap();
+    let addr = l.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
         let mut req = Vec::new();
@@ -69,118 +103,228 @@ fn answering_peer() -> (u16, std::thread::JoinHandle<()>) {
         s.write_all(b"answer to ").unwrap();
         s.write_all(&req).unwrap();
     });
-    (port, peer)
+    (addr, peer)
+}
+
+/// A listener whose accept queue is full: a further SYN is dropped, so a
+/// connect to it neither succeeds nor fails (until the kernel gives up).
+struct Blackhole {
+    addr: SocketAddr,
+    _listener: socket2::Socket,
+    _filler: TcpStream,
+}
+
+fn blackhole(ip: &str, port: u16) -> Blackhole {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(&addr.into()).unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    // Backlog 0 holds one established connection; with it queued (never
+    // accepted), the next SYN is dropped.
+    let filler = TcpStream::connect(addr).unwrap();
+    Blackhole {
+        addr,
+        _listener: l,
+        _filler: filler,
+    }
+}
+
+fn hosts_file(dir: &TempDir, text: &str) -> PathBuf {
+    let p = dir.path().join("hosts");
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 /// The half-close exchange as the client saw it: `open`, the whole answer,
 /// then `end` and a clean `close`.
-fn assert_half_close(log: &[String]) {
-    assert_eq!(log.first().map(String::as_str), Some("open"));
+fn assert_half_close(log: &[String], peer_ip: &str) {
+    assert_eq!(
+        log.first().map(String::as_str),
+        Some(&*format!("open:{peer_ip}")),
+        "{log:?}"
+    );
     let data: String = log.iter().filter_map(|e| e.strip_prefix("data:")).collect();
-    assert_eq!(data, "answer to request");
-    assert_eq!(&log[log.len() - 2..], ["end", "close:false"]);
+    assert_eq!(data, "answer to request", "{log:?}");
+    assert_eq!(&log[log.len() - 2..], ["end", "close:false"], "{log:?}");
 }
 
-#[test]
-fn blocking_connect_refused() {
-    let log = Log::default();
-    let mut lp = blocking::EventLoop::new().unwrap();
-    lp.connect(
-        blocking::ConnectOptions::new("127.0.0.1", closed_port()),
-        Rec(log.clone()),
-        (),
-    )
-    .unwrap();
-    lp.run().unwrap();
-    assert_eq!(log.events(), ["connect_error:ECONNREFUSED"]);
+fn refused(d: Driver) {
+    let port = closed_port();
+    let log = run_client(d, ConnectOptions::new("127.0.0.1", port), None);
+    assert_eq!(
+        log,
+        [format!(
+            "connect_error:ECONNREFUSED: connect 127.0.0.1:{port}"
+        )]
+    );
 }
 
-#[test]
-fn blocking_connect_unknown_host() {
-    let log = Log::default();
-    let mut lp = blocking::EventLoop::new().unwrap();
-    lp.connect(
-        blocking::ConnectOptions::new("no-such-host.invalid", 80),
-        Rec(log.clone()),
-        (),
-    )
-    .unwrap();
-    lp.run().unwrap();
-    assert_eq!(log.events(), ["connect_error:ENOTFOUND"]);
+fn unknown_host(d: Driver) {
+    let dir = TempDir::new("nk-hosts").unwrap();
+    let hosts = hosts_file(&dir, "127.0.0.1 known.test\n");
+    let log = run_client(
+        d,
+        ConnectOptions::new("no-such-host.invalid", 80),
+        Some(&hosts),
+    );
+    assert_eq!(
+        log,
+        ["connect_error:ENOTFOUND: getaddrinfo no-such-host.invalid"]
+    );
 }
 
-/// The client ends its side after the request; the peer reads to EOF, answers,
-/// closes; the client sees the answer, `end`, then `close`.
-#[test]
-fn blocking_client_half_close() {
-    let (port, peer) = answering_peer();
-    let log = Log::default();
-    let mut lp = blocking::EventLoop::new().unwrap();
-    lp.connect(
-        blocking::ConnectOptions::new("localhost", port),
-        Rec(log.clone()),
-        (),
-    )
-    .unwrap();
-    lp.run().unwrap();
+fn half_close_through_a_hosts_file_name(d: Driver) {
+    let (addr, peer) = answering_peer("127.0.0.1");
+    let dir = TempDir::new("nk-hosts").unwrap();
+    let hosts = hosts_file(&dir, "127.0.0.1 peer.test\n");
+    let log = run_client(
+        d,
+        ConnectOptions::new("peer.test", addr.port()),
+        Some(&hosts),
+    );
     peer.join().unwrap();
-    assert_half_close(&log.events());
+    assert_half_close(&log, "127.0.0.1");
 }
 
-struct SRec(Log);
-
-impl nsmol::Handler for SRec {
-    type Data = ();
-    fn open(&self, s: &mut nsmol::Socket<'_, ()>) {
-        self.0.open(s);
-    }
-    fn data(&self, _s: &mut nsmol::Socket<'_, ()>, b: &[u8]) {
-        self.0.push(format!("data:{}", String::from_utf8_lossy(b)));
-    }
-    fn end(&self, _s: &mut nsmol::Socket<'_, ()>) {
-        self.0.push("end".into());
-    }
-    fn close(&self, _s: &mut nsmol::Socket<'_, ()>, e: Option<&Error>) {
-        self.0.push(format!("close:{}", e.is_some()));
-    }
-    fn connect_error(&self, _s: &mut nsmol::Socket<'_, ()>, e: &Error) {
-        self.0.push(format!("connect_error:{}", e.code()));
-    }
-}
-
-#[test]
-fn smol_connect_refused() {
-    let log = Log::default();
-    let r = smol::block_on(nsmol::connect(
-        nsmol::ConnectOptions::new("127.0.0.1", closed_port()),
-        SRec(log.clone()),
-        (),
-    ));
-    assert_eq!(r.unwrap_err().code(), "ECONNREFUSED");
-    assert_eq!(log.events(), ["connect_error:ECONNREFUSED"]);
-}
-
-#[test]
-fn smol_client_half_close() {
-    let (port, peer) = answering_peer();
-    let log = Log::default();
-    smol::block_on(nsmol::connect(
-        nsmol::ConnectOptions::new("127.0.0.1", port),
-        SRec(log.clone()),
-        (),
-    ))
-    .unwrap();
+/// `localhost` is ::1 and 127.0.0.1; the peer listens on IPv4 only: whichever
+/// is tried first, the client ends up connected to 127.0.0.1.
+fn localhost_falls_back_across_families(d: Driver) {
+    let (addr, peer) = answering_peer("127.0.0.1");
+    let dir = TempDir::new("nk-hosts").unwrap();
+    let hosts = hosts_file(&dir, "::1 localhost\n127.0.0.1 localhost\n");
+    let log = run_client(
+        d,
+        ConnectOptions::new("localhost", addr.port()),
+        Some(&hosts),
+    );
     peer.join().unwrap();
-    assert_half_close(&log.events());
+    assert_half_close(&log, "127.0.0.1");
 }
+
+/// Happy Eyeballs: the first address swallows the SYN; 250 ms later the
+/// second is tried in parallel and wins.
+fn a_silent_first_address_loses_to_the_second(d: Driver) {
+    let (addr, peer) = answering_peer("127.0.0.2");
+    let _hole = blackhole("127.0.0.1", addr.port());
+    let dir = TempDir::new("nk-hosts").unwrap();
+    let hosts = hosts_file(&dir, "127.0.0.1 he.test\n127.0.0.2 he.test\n");
+    let mut opts = ConnectOptions::new("he.test", addr.port());
+    opts.connect_timeout = Some(Duration::from_secs(20));
+    let log = run_client(d, opts, Some(&hosts));
+    peer.join().unwrap();
+    assert_half_close(&log, "127.0.0.2");
+}
+
+/// One connect timeout for the whole connect: `ETIMEDOUT` naming the address
+/// that did not answer, distinct from the idle timeout.
+fn the_connect_timeout_is_one_error(d: Driver) {
+    let hole = blackhole("127.0.0.1", 0);
+    let mut opts = ConnectOptions::new("127.0.0.1", hole.addr.port());
+    opts.connect_timeout = Some(Duration::from_millis(300));
+    opts.timeout = Some(Duration::from_secs(60));
+    let log = run_client(d, opts, None);
+    assert_eq!(
+        log,
+        [format!("connect_error:ETIMEDOUT: connect {}", hole.addr)]
+    );
+}
+
+/// The idle timeout starts when the socket opens and is not a connect error.
+fn the_idle_timeout_fires_after_open(d: Driver) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink); // answers nothing, keeps its side open
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let mut opts = ConnectOptions::new("127.0.0.1", port);
+    opts.timeout = Some(Duration::from_millis(150));
+    opts.connect_timeout = Some(Duration::from_millis(100));
+    let log = run_client(d, opts, None);
+    silent.join().unwrap();
+    assert_eq!(log, ["open:127.0.0.1", "timeout", "close:false"]);
+}
+
+fn unix_missing_path_is_enoent(d: Driver) {
+    let dir = TempDir::new("nk-unix").unwrap();
+    let path = dir.path().join("nothing.sock");
+    let log = run_client(d, ConnectOptions::unix(&path), None);
+    assert_eq!(
+        log,
+        [format!("connect_error:ENOENT: connect {}", path.display())]
+    );
+}
+
+fn unix_path_without_listener_is_refused(d: Driver) {
+    let dir = TempDir::new("nk-unix").unwrap();
+    let path = dir.path().join("stale.sock");
+    // A socket file whose listener is gone.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let log = run_client(d, ConnectOptions::unix(&path), None);
+    assert_eq!(
+        log,
+        [format!(
+            "connect_error:ECONNREFUSED: connect {}",
+            path.display()
+        )]
+    );
+}
+
+fn unix_half_close(d: Driver) {
+    let dir = TempDir::new("nk-unix").unwrap();
+    let path = dir.path().join("peer.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut req = Vec::new();
+        s.read_to_end(&mut req).unwrap();
+        s.write_all(b"answer to ").unwrap();
+        s.write_all(&req).unwrap();
+    });
+    let log = run_client(d, ConnectOptions::unix(&path), None);
+    peer.join().unwrap();
+    assert_half_close(&log, "");
+}
+
+fn a_bad_tls_server_name_is_a_connect_error(d: Driver) {
+    let mut opts = ConnectOptions::new("127.0.0.1", closed_port());
+    opts.tls = Some(netkit_sys::ClientTls {
+        config: netkit_tls::client_config(&netkit_tls::ClientOptions::default()).unwrap(),
+        server_name: Some("not a name!".into()),
+    });
+    let log = run_client(d, opts, None);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(
+        log[0].starts_with("connect_error:tls: invalid server name"),
+        "{log:?}"
+    );
+}
+
+netkit_tests::both_drivers!(
+    refused,
+    unknown_host,
+    half_close_through_a_hosts_file_name,
+    localhost_falls_back_across_families,
+    a_silent_first_address_loses_to_the_second,
+    the_connect_timeout_is_one_error,
+    the_idle_timeout_fires_after_open,
+    unix_missing_path_is_enoent,
+    unix_path_without_listener_is_refused,
+    unix_half_close,
+    a_bad_tls_server_name_is_a_connect_error,
+);
 
 #[test]
 fn smol_plain_streams() {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
-    smol::block_on(async {
+    ::smol::block_on(async {
         let l = nsmol::TcpListener::bind(&nsmol::ListenOptions::new("::1", 0)).unwrap();
         let port = l.local_addr().unwrap().port();
-        let server = smol::spawn(async move {
+        let server = ::smol::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
             let mut buf = Vec::new();
             s.read_to_end(&mut buf).await.unwrap();
@@ -194,19 +338,4 @@ fn smol_plain_streams() {
         assert_eq!(back, b"over v6");
         server.await;
     });
-}
-
-#[test]
-fn connect_with_timeout_fails_once() {
-    // Loopback refuses at once, before the timer: either way a connect failure
-    // is the only event, never `open` then `timeout`.
-    let log = Log::default();
-    let mut lp = blocking::EventLoop::new().unwrap();
-    let mut opts = blocking::ConnectOptions::new("127.0.0.1", closed_port());
-    opts.timeout = Some(Duration::from_millis(200));
-    lp.connect(opts, Rec(log.clone()), ()).unwrap();
-    lp.run().unwrap();
-    let log = log.events();
-    assert_eq!(log.len(), 1);
-    assert!(log[0].starts_with("connect_error:"), "{log:?}");
 }

@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netkit_socket::Error;
+use netkit_sys::Error;
 use netkit_tests::servers::{Behavior, Driver, TestServer};
 use netkit_tls::rustls::{ClientConnection, StreamOwned};
 

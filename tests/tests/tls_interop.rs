@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use netkit_socket::Error as SocketError;
+use netkit_sys::Error as SocketError;
 use netkit_tests::peer::{Peer, run_bounded};
 use netkit_tests::pki::{Identity, Pki, padding_certificates};
 use netkit_tests::servers::{Behavior, Driver, TestServer};

@@ -1,12 +1,20 @@
-//! The crate's error type and node-style errno names.
+//! The crate's error type.
+//!
+//! OS failures carry node's errno name (`ECONNREFUSED`...) as data; turning an
+//! `io::Error` into one happens at the I/O edge, in the drivers' shim
+//! (`netkit_sys::os_error`), so this crate needs no platform crate.
 
-use std::io;
+use std::convert::Infallible;
 
 /// What went wrong on a socket, in a form that can be cloned into both the
 /// `error` and the `close` event.
+///
+/// `T` is the error of a TLS layer above the socket (`netkit_tls::Error` for
+/// the drivers' sockets), kept typed so callers can act on it; a plain socket
+/// has none.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum Error<T = Infallible> {
     /// The operating system reported a failure (`ECONNRESET`, `ECONNREFUSED`, ...).
     #[error("{code}: {message}")]
     Os {
@@ -23,29 +31,25 @@ pub enum Error {
     /// `write` was called after `end()` shut the sending side.
     #[error("socket has ended: the sending side is shut")]
     Ended,
-    /// A TLS failure on the socket (handshake, certificate, alert, truncation),
-    /// worded by the TLS layer.
+    /// A failure of the TLS layer over the socket (handshake, certificate,
+    /// alert, truncation), typed.
     #[error("tls: {0}")]
-    Tls(String),
+    Tls(T),
 }
 
-impl Error {
-    /// Builds an [`Error::Os`] from an I/O error, prefixing the message with `context`
-    /// (for example `connect 127.0.0.1:9`). The code is node's name for the errno.
-    pub fn from_io(err: &io::Error, context: impl Into<String>) -> Self {
-        let context = context.into();
+impl<T> Error<T> {
+    /// An OS-level failure named like node (`ETIMEDOUT`, `ENOTFOUND`...) that no
+    /// syscall reported (a timer, a resolver), so it has no errno value.
+    pub fn os(code: &'static str, message: impl Into<String>) -> Self {
         Self::Os {
-            code: errno_name(err),
-            errno: err.raw_os_error(),
-            message: if context.is_empty() {
-                strip_os_suffix(&err.to_string())
-            } else {
-                context
-            },
+            code,
+            errno: None,
+            message: message.into(),
         }
     }
 
-    /// The node-style code (`ECONNRESET`...) for OS errors, `ERR_SOCKET_CLOSED` otherwise.
+    /// The node-style code (`ECONNRESET`...) for OS errors; `ERR_SOCKET_CLOSED`,
+    /// `EPIPE` and `ERR_TLS` otherwise.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Os { code, .. } => code,
@@ -54,85 +58,36 @@ impl Error {
             Self::Tls(_) => "ERR_TLS",
         }
     }
-}
 
-impl From<io::Error> for Error {
-    fn from(err: io::Error) -> Self {
-        Self::from_io(&err, String::new())
-    }
-}
-
-/// `"Connection refused (os error 111)"` → `"Connection refused"`.
-fn strip_os_suffix(s: &str) -> String {
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s.to_string(),
-    }
-}
-
-/// node's name for the errno behind an I/O error (`ECONNREFUSED`, `EADDRINUSE`, ...).
-///
-/// Uses the raw OS code when there is one, else the [`io::ErrorKind`]; unknown
-/// failures are `EIO`.
-pub fn errno_name(err: &io::Error) -> &'static str {
-    if let Some(code) = err.raw_os_error() {
-        if let Some(name) = raw_errno_name(code) {
-            return name;
+    /// The TLS layer's error, if this is one.
+    pub fn tls(&self) -> Option<&T> {
+        match self {
+            Self::Tls(e) => Some(e),
+            _ => None,
         }
     }
-    use io::ErrorKind as K;
-    match err.kind() {
-        K::ConnectionRefused => "ECONNREFUSED",
-        K::ConnectionReset => "ECONNRESET",
-        K::ConnectionAborted => "ECONNABORTED",
-        K::AddrInUse => "EADDRINUSE",
-        K::AddrNotAvailable => "EADDRNOTAVAIL",
-        K::TimedOut => "ETIMEDOUT",
-        K::BrokenPipe => "EPIPE",
-        K::NotConnected => "ENOTCONN",
-        K::PermissionDenied => "EACCES",
-        K::WouldBlock => "EAGAIN",
-        K::InvalidInput => "EINVAL",
-        K::NotFound => "ENOTFOUND",
-        K::HostUnreachable => "EHOSTUNREACH",
-        K::NetworkUnreachable => "ENETUNREACH",
-        K::UnexpectedEof => "ECONNRESET",
-        _ => "EIO",
-    }
-}
 
-/// node's name for a raw errno value, on the errnos that sockets produce.
-pub fn raw_errno_name(code: i32) -> Option<&'static str> {
-    let name = match code {
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        libc::ECONNRESET => "ECONNRESET",
-        libc::ECONNABORTED => "ECONNABORTED",
-        libc::EADDRINUSE => "EADDRINUSE",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EPIPE => "EPIPE",
-        libc::ENOTCONN => "ENOTCONN",
-        libc::EACCES => "EACCES",
-        libc::EPERM => "EPERM",
-        libc::EAGAIN => "EAGAIN",
-        libc::EINVAL => "EINVAL",
-        libc::EHOSTUNREACH => "EHOSTUNREACH",
-        libc::ENETUNREACH => "ENETUNREACH",
-        libc::ENETDOWN => "ENETDOWN",
-        libc::EMFILE => "EMFILE",
-        libc::ENFILE => "ENFILE",
-        libc::ENOBUFS => "ENOBUFS",
-        libc::ENOMEM => "ENOMEM",
-        libc::EBADF => "EBADF",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::EMSGSIZE => "EMSGSIZE",
-        libc::EINPROGRESS => "EINPROGRESS",
-        libc::EALREADY => "EALREADY",
-        libc::EISCONN => "EISCONN",
-        libc::ENOENT => "ENOENT",
-        _ => return None,
-    };
-    Some(name)
+    /// The same error for a socket whose TLS error type is `U` (a plain
+    /// socket's error has no TLS variant to convert).
+    pub fn widen<U>(self) -> Error<U>
+    where
+        T: Into<U>,
+    {
+        match self {
+            Self::Os {
+                code,
+                errno,
+                message,
+            } => Error::Os {
+                code,
+                errno,
+                message,
+            },
+            Self::Closed => Error::Closed,
+            Self::Ended => Error::Ended,
+            Self::Tls(e) => Error::Tls(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,15 +95,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_node() {
-        let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-        assert_eq!(errno_name(&e), "ECONNREFUSED");
-        let e = Error::from_io(&e, "connect 127.0.0.1:9");
-        assert_eq!(e.to_string(), "ECONNREFUSED: connect 127.0.0.1:9");
-        let e = io::Error::from(io::ErrorKind::AddrInUse);
-        assert_eq!(errno_name(&e), "EADDRINUSE");
-        let e: Error = io::Error::from_raw_os_error(libc::ECONNRESET).into();
-        assert_eq!(e.to_string(), "ECONNRESET: Connection reset by peer");
-        assert_eq!(Error::Closed.code(), "ERR_SOCKET_CLOSED");
+    fn codes_and_words() {
+        let e: Error = Error::os("ETIMEDOUT", "connect 10.0.0.1:80");
+        assert_eq!(e.to_string(), "ETIMEDOUT: connect 10.0.0.1:80");
+        assert_eq!(e.code(), "ETIMEDOUT");
+        assert_eq!(Error::<Infallible>::Closed.code(), "ERR_SOCKET_CLOSED");
+        let t: Error<String> = Error::Tls("bad certificate".into());
+        assert_eq!(t.to_string(), "tls: bad certificate");
+        assert_eq!(t.code(), "ERR_TLS");
+        assert_eq!(t.tls().map(String::as_str), Some("bad certificate"));
     }
 }

@@ -16,7 +16,7 @@
 //! use netkit_socket::{Config, Event, Socket, Transmit};
 //!
 //! let now = Instant::now();
-//! let mut s = Socket::accepted(now, Config { high_water: 8, low_water: 0, ..Config::default() });
+//! let mut s: Socket = Socket::accepted(now, Config { high_water: 8, low_water: 0, ..Config::default() });
 //! assert_eq!(s.poll_event(), Some(Event::Open));
 //!
 //! // The application writes 12 bytes; 8 fit under the high-water mark.
@@ -38,17 +38,20 @@
 //! assert!(s.is_closed());
 //!
 //! // Idle timeouts are driven by the caller's clock.
-//! let mut s = Socket::accepted(now, Config::default());
+//! let mut s: Socket = Socket::accepted(now, Config::default());
 //! s.set_timeout(now, Some(Duration::from_secs(5)));
 //! assert_eq!(s.poll_timeout(), Some(now + Duration::from_secs(5)));
 //! ```
 
+pub mod accept;
+pub mod connect;
 mod error;
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-pub use error::{Error, errno_name, raw_errno_name};
+pub use error::Error;
 
 /// Per-socket limits and behaviour.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +87,10 @@ impl Default for Config {
     }
 }
 
-/// Something the application's handler should hear about.
+/// Something the application's handler should hear about. `T` is the TLS
+/// layer's error type (see [`Error`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<T = Infallible> {
     /// The connection is established (Bun's `open`).
     Open,
     /// A short write happened and the buffer has since fallen to the low-water mark.
@@ -96,13 +100,13 @@ pub enum Event {
     /// The idle timer expired. The socket is not closed; the handler decides.
     Timeout,
     /// An I/O failure on an open socket; `Close(Some(..))` follows.
-    Error(Error),
+    Error(Error<T>),
     /// The connection attempt failed; nothing else is ever emitted for this socket.
-    ConnectError(Error),
+    ConnectError(Error<T>),
     /// The socket is closed (with the error that closed it, if any). Always last,
     /// exactly once per socket that was not a `ConnectError`. The driver drops the
     /// file descriptor after delivering it.
-    Close(Option<Error>),
+    Close(Option<Error<T>>),
 }
 
 /// What the driver should do on the wire next.
@@ -134,8 +138,11 @@ enum WriteSide {
 }
 
 /// One TCP connection's Bun semantics. See the [crate docs](crate) for the driving loop.
+///
+/// `T` is the error type of a TLS layer over the socket, carried by its events
+/// ([`Error::Tls`]); a plain socket has none.
 #[derive(Debug)]
-pub struct Socket {
+pub struct Socket<T = Infallible> {
     config: Config,
     phase: Phase,
     read_open: bool,
@@ -154,12 +161,12 @@ pub struct Socket {
     drain_armed: bool,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
-    events: VecDeque<Event>,
+    events: VecDeque<Event<T>>,
     bytes_read: u64,
     bytes_written: u64,
 }
 
-impl Socket {
+impl<T: Clone + PartialEq> Socket<T> {
     fn new(phase: Phase, config: Config) -> Self {
         Self {
             config,
@@ -190,8 +197,10 @@ impl Socket {
 
     /// A client socket whose connect is in progress. Report the outcome with
     /// [`handle_connected`](Self::handle_connected) or
-    /// [`handle_connect_error`](Self::handle_connect_error).
-    /// Writes before the connection is established are buffered.
+    /// [`handle_connect_error`](Self::handle_connect_error) (the connect plan,
+    /// [`connect::ConnectPlan`], decides which and when, including the connect
+    /// timeout). Writes before the connection is established are buffered; the
+    /// idle timer starts when the socket opens.
     pub fn connecting(_now: Instant, config: Config) -> Self {
         Self::new(Phase::Connecting, config)
     }
@@ -207,7 +216,7 @@ impl Socket {
 
     /// The connect failed: queues [`Event::ConnectError`]; the socket is closed and
     /// emits nothing else (no `open`, no `close`).
-    pub fn handle_connect_error(&mut self, err: Error) {
+    pub fn handle_connect_error(&mut self, err: Error<T>) {
         if self.phase == Phase::Connecting {
             self.phase = Phase::Closed;
             self.release_buffer();
@@ -219,7 +228,7 @@ impl Socket {
     /// slice to the application's `data` handler (data is not copied or queued here);
     /// it re-arms the idle timer. Input after the peer's EOF or on a closed socket is
     /// refused with an error and must not be delivered.
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Error> {
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Error<T>> {
         match self.phase {
             Phase::Closed => return Err(Error::Closed),
             Phase::Connecting => self.handle_connected(now),
@@ -252,7 +261,7 @@ impl Socket {
     /// An I/O failure (read, write or shutdown). On an open socket this queues
     /// [`Event::Error`] then [`Event::Close`]; on a connecting socket it is a
     /// [`Event::ConnectError`]. Buffered bytes are dropped.
-    pub fn handle_error(&mut self, err: Error) {
+    pub fn handle_error(&mut self, err: Error<T>) {
         match self.phase {
             Phase::Connecting => self.handle_connect_error(err),
             Phase::Open => {
@@ -320,21 +329,14 @@ impl Socket {
     /// Processes the idle timer: queues [`Event::Timeout`] if the deadline has
     /// passed. The timer then stays disarmed until activity or
     /// [`set_timeout`](Self::set_timeout) re-arms it. Idempotent: a spurious or
-    /// early call is a no-op.
-    ///
-    /// While connecting, an expired timer is a connect failure (`ETIMEDOUT`).
+    /// early call is a no-op. The idle timer never runs while connecting: the
+    /// connect timeout is the connect plan's.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.phase == Phase::Closed {
+        if self.phase != Phase::Open {
             return;
         }
         if let Some(deadline) = self.deadline {
-            if now >= deadline && self.phase == Phase::Connecting {
-                self.handle_connect_error(Error::Os {
-                    code: "ETIMEDOUT",
-                    errno: Some(libc::ETIMEDOUT),
-                    message: "connect timed out".into(),
-                });
-            } else if now >= deadline {
+            if now >= deadline {
                 self.deadline = None;
                 self.events.push_back(Event::Timeout);
             }
@@ -344,17 +346,17 @@ impl Socket {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase == Phase::Closed {
-            None
-        } else {
+        if self.phase == Phase::Open {
             self.deadline
+        } else {
+            None
         }
     }
 
     /// The next event for the application. Poll after every `handle_*` and
     /// application call until `None`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<Event<T>> {
         let ev = self.events.pop_front();
         if ev == Some(Event::End) {
             self.end_seen = true;
@@ -371,7 +373,7 @@ impl Socket {
     /// (possibly 0) is backpressure: the caller keeps the rest and writes it again
     /// after [`Event::Drain`]. Bytes written in one event-loop tick coalesce into one
     /// buffer and so one syscall. An empty write returns `Ok(0)` and arms nothing.
-    pub fn write(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error> {
+    pub fn write(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error<T>> {
         if self.phase == Phase::Closed {
             return Err(Error::Closed);
         }
@@ -423,7 +425,7 @@ impl Socket {
 
     /// Ends the sending side gracefully: buffered bytes are flushed, then FIN is
     /// sent. The socket closes once the peer has ended too. Idempotent.
-    pub fn end(&mut self, _now: Instant) -> Result<(), Error> {
+    pub fn end(&mut self, _now: Instant) -> Result<(), Error<T>> {
         if self.phase == Phase::Closed {
             return Err(Error::Closed);
         }
@@ -557,7 +559,7 @@ impl Socket {
         self.head = 0;
     }
 
-    fn finish(&mut self, err: Option<Error>) {
+    fn finish(&mut self, err: Option<Error<T>>) {
         self.phase = Phase::Closed;
         self.drain_armed = false;
         self.deadline = None;

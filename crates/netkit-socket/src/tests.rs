@@ -37,7 +37,7 @@ fn flush_all(s: &mut Socket, now: Instant, wire: &mut Vec<u8>) {
 #[test]
 fn accepted_socket_opens_once() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     assert_eq!(events(&mut s), vec![Event::Open]);
     assert!(s.wants_read());
     assert!(!s.wants_write());
@@ -46,11 +46,8 @@ fn accepted_socket_opens_once() {
 #[test]
 fn connect_error_is_the_only_event() {
     let now = t0();
-    let mut s = Socket::connecting(now, Config::default());
-    let err = Error::from_io(
-        &std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-        "connect 127.0.0.1:9",
-    );
+    let mut s: Socket = Socket::connecting(now, Config::default());
+    let err: Error = Error::os("ECONNREFUSED", "connect 127.0.0.1:9");
     s.handle_connect_error(err.clone());
     s.handle_connected(now);
     s.handle_error(err.clone());
@@ -62,7 +59,7 @@ fn connect_error_is_the_only_event() {
 #[test]
 fn connected_then_open() {
     let now = t0();
-    let mut s = Socket::connecting(now, Config::default());
+    let mut s: Socket = Socket::connecting(now, Config::default());
     assert_eq!(s.write(now, b"early").unwrap(), 5);
     assert_eq!(
         s.poll_transmit(),
@@ -77,7 +74,7 @@ fn connected_then_open() {
 #[test]
 fn empty_write_is_zero_and_arms_nothing() {
     let now = t0();
-    let mut s = Socket::accepted(now, small(0, 0));
+    let mut s: Socket = Socket::accepted(now, small(0, 0));
     events(&mut s);
     assert_eq!(s.write(now, b"").unwrap(), 0);
     assert_eq!(events(&mut s), vec![]);
@@ -86,7 +83,7 @@ fn empty_write_is_zero_and_arms_nothing() {
 #[test]
 fn drain_never_spurious() {
     let now = t0();
-    let mut s = Socket::accepted(now, small(100, 10));
+    let mut s: Socket = Socket::accepted(now, small(100, 10));
     events(&mut s);
     assert_eq!(s.write(now, &[1; 50]).unwrap(), 50);
     s.handle_sent(now, 50);
@@ -96,7 +93,7 @@ fn drain_never_spurious() {
 #[test]
 fn drain_once_after_short_write() {
     let now = t0();
-    let mut s = Socket::accepted(now, small(100, 10));
+    let mut s: Socket = Socket::accepted(now, small(100, 10));
     events(&mut s);
     assert_eq!(s.write(now, &[1; 150]).unwrap(), 100);
     assert_eq!(s.write(now, &[1; 5]).unwrap(), 0);
@@ -111,7 +108,7 @@ fn drain_once_after_short_write() {
 #[test]
 fn write_after_end_or_close_is_refused() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     s.end(now).unwrap();
     assert_eq!(s.write(now, b"x"), Err(Error::Ended));
     s.close();
@@ -122,7 +119,7 @@ fn write_after_end_or_close_is_refused() {
 #[test]
 fn local_end_then_peer_eof_closes() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     s.write(now, b"bye").unwrap();
     s.end(now).unwrap();
     let mut wire = vec![];
@@ -138,7 +135,7 @@ fn local_end_then_peer_eof_closes() {
 #[test]
 fn peer_eof_auto_ends_without_half_open() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     events(&mut s);
     s.write(now, b"owed").unwrap();
     s.handle_eof(now);
@@ -156,7 +153,7 @@ fn peer_eof_auto_ends_without_half_open() {
 #[test]
 fn end_handler_may_still_reply() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     events(&mut s);
     s.handle_eof(now);
     assert_eq!(events(&mut s), vec![Event::End]);
@@ -170,7 +167,7 @@ fn end_handler_may_still_reply() {
 #[test]
 fn half_open_allowed_keeps_writing() {
     let now = t0();
-    let mut s = Socket::accepted(
+    let mut s: Socket = Socket::accepted(
         now,
         Config {
             allow_half_open: true,
@@ -193,10 +190,14 @@ fn half_open_allowed_keeps_writing() {
 #[test]
 fn error_then_close_then_nothing() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     events(&mut s);
     s.write(now, b"pending").unwrap();
-    let err: Error = std::io::Error::from_raw_os_error(libc::ECONNRESET).into();
+    let err: Error = Error::Os {
+        code: "ECONNRESET",
+        errno: Some(104),
+        message: "read 127.0.0.1:80".into(),
+    };
     s.handle_error(err.clone());
     s.handle_eof(now);
     s.handle_timeout(now + Duration::from_secs(100));
@@ -214,7 +215,7 @@ fn error_then_close_then_nothing() {
 fn timeout_fires_once_per_expiry_and_rearms_on_activity() {
     let now = t0();
     let sec = Duration::from_secs(1);
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     events(&mut s);
     s.set_timeout(now, Some(sec));
     s.handle_timeout(now + sec / 2);
@@ -233,20 +234,27 @@ fn timeout_fires_once_per_expiry_and_rearms_on_activity() {
     assert_eq!(s.poll_timeout(), None);
 }
 
+/// The idle timer is not a connect timeout (that is the connect plan's): set
+/// while connecting, it starts counting when the socket opens.
 #[test]
-fn timeout_while_connecting_is_a_connect_error() {
+fn the_idle_timer_starts_when_the_socket_opens() {
     let now = t0();
-    let mut s = Socket::connecting(now, Config::default());
-    s.set_timeout(now, Some(Duration::from_secs(1)));
-    s.handle_timeout(now + Duration::from_secs(1));
-    let evs = events(&mut s);
-    assert!(matches!(&evs[..], [Event::ConnectError(e)] if e.code() == "ETIMEDOUT"));
+    let sec = Duration::from_secs(1);
+    let mut s: Socket = Socket::connecting(now, Config::default());
+    s.set_timeout(now, Some(sec));
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(now + 10 * sec);
+    assert_eq!(events(&mut s), vec![], "no timeout while connecting");
+    s.handle_connected(now + 20 * sec);
+    assert_eq!(s.poll_timeout(), Some(now + 21 * sec));
+    s.handle_timeout(now + 21 * sec);
+    assert_eq!(events(&mut s), vec![Event::Open, Event::Timeout]);
 }
 
 #[test]
 fn pause_stops_reading() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     s.pause();
     assert!(!s.wants_read());
     s.resume();
@@ -256,7 +264,7 @@ fn pause_stops_reading() {
 #[test]
 fn terminate_asks_for_reset() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     events(&mut s);
     s.terminate();
     assert!(s.reset_on_close());
@@ -266,7 +274,7 @@ fn terminate_asks_for_reset() {
 #[test]
 fn idle_socket_holds_no_buffer() {
     let now = t0();
-    let mut s = Socket::accepted(now, Config::default());
+    let mut s: Socket = Socket::accepted(now, Config::default());
     events(&mut s);
     s.write(now, &[0; 64 * 1024]).unwrap();
     let n = s.buffered();
@@ -356,7 +364,7 @@ proptest! {
         let low = (high - 1) * low_frac / 100;
         let mut now = t0();
         let mut s = if connecting {
-            let mut s = Socket::connecting(now, small(high, low));
+            let mut s: Socket = Socket::connecting(now, small(high, low));
             s.handle_connected(now);
             s
         } else {
@@ -445,7 +453,7 @@ proptest! {
         cuts in proptest::collection::vec(0usize..2000, 0..20),
     ) {
         let now = t0();
-        let mut s = Socket::accepted(now, Config::default());
+        let mut s: Socket = Socket::accepted(now, Config::default());
         let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
         cuts.sort_unstable();
         let mut delivered = Vec::new();

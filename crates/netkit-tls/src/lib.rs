@@ -64,6 +64,13 @@ pub use rustls;
 pub use session::{Authorization, TlsEvent, TlsSession};
 pub use socket::TlsSocket;
 
+/// A socket error whose TLS variant is this crate's typed [`Error`]: what the
+/// drivers' handlers receive.
+pub type SocketError = netkit_socket::Error<Error>;
+
+/// A socket event carrying [`SocketError`]s.
+pub type SocketEvent = netkit_socket::Event<Error>;
+
 #[cfg(test)]
 mod socket_tests;
 #[cfg(test)]

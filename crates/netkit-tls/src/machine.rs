@@ -3,15 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use netkit_socket::{Error, Event, Socket, Transmit};
+use netkit_socket::{Config, Socket, Transmit};
 
-use crate::TlsSocket;
+use crate::{
+    ClientConfig, ServerConfig, SocketError as Error, SocketEvent as Event, TlsSession, TlsSocket,
+};
 
 /// A connection's state machine: plain TCP or TLS.
 #[derive(Debug)]
 pub enum Machine {
     /// Plain TCP: plaintext is the transport's bytes.
-    Plain(Socket),
+    Plain(Socket<crate::Error>),
     /// TLS over the transport.
     Tls(Box<TlsSocket>),
 }
@@ -38,6 +40,45 @@ macro_rules! delegate {
 }
 
 impl Machine {
+    /// A client connection whose transport is being established: TLS when
+    /// `tls` names a configuration and the server name (SNI, and the name
+    /// verified), else plain. Report the transport's outcome with
+    /// [`handle_connected`](Self::handle_connected) or
+    /// [`handle_connect_error`](Self::handle_connect_error). Fails only when
+    /// the TLS session cannot be made (a server name that is neither a DNS name
+    /// nor an IP address).
+    pub fn client(
+        now: Instant,
+        config: Config,
+        tls: Option<(&ClientConfig, &str)>,
+    ) -> Result<Self, crate::Error> {
+        Ok(match tls {
+            None => Self::Plain(Socket::connecting(now, config)),
+            Some((cfg, name)) => Self::Tls(Box::new(TlsSocket::new(
+                now,
+                config,
+                TlsSession::client(cfg, name)?,
+            ))),
+        })
+    }
+
+    /// A connection a listener accepted: open at once when plain (its `Open` is
+    /// queued), handshaking when `tls` is given.
+    pub fn accepted(
+        now: Instant,
+        config: Config,
+        tls: Option<&ServerConfig>,
+    ) -> Result<Self, crate::Error> {
+        Ok(match tls {
+            None => Self::Plain(Socket::accepted(now, config)),
+            Some(cfg) => {
+                let mut t = TlsSocket::new(now, config, TlsSession::server(cfg)?);
+                t.handle_connected(now);
+                Self::Tls(Box::new(t))
+            }
+        })
+    }
+
     /// Transport bytes arrived in `buf[..n]`. `deliver` is called with each
     /// plaintext chunk for the application's `data` handler: the same bytes for
     /// plain TCP; for TLS, decrypted plaintext copied into `buf` (its ciphertext has
@@ -217,13 +258,14 @@ impl Machine {
     /// The application's `write`, with write-through: a large write made while
     /// nothing is buffered goes to `send` (the kernel) directly, with no copy; the
     /// rest is buffered as [`write`](Self::write) does. Returns the count accepted
-    /// (fewer than `bytes.len()` is backpressure). A `send` error other than
-    /// `WouldBlock`/`Interrupted` fails the socket and is returned.
+    /// (fewer than `bytes.len()` is backpressure). `send` returns what the
+    /// kernel took (0 when it would block) or the failure, which fails the
+    /// socket and is returned.
     pub fn write_through(
         &mut self,
         now: Instant,
         bytes: &[u8],
-        send: impl FnOnce(&[u8]) -> std::io::Result<usize>,
+        send: impl FnOnce(&[u8]) -> Result<usize, Error>,
     ) -> Result<usize, Error> {
         let mut sent = 0;
         if self.can_write_through(bytes.len()) {
@@ -232,13 +274,7 @@ impl Machine {
                     self.handle_sent_direct(now, n);
                     sent = n;
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    let err = Error::from_io(&e, "write");
+                Err(err) => {
                     self.handle_error(err.clone());
                     return Err(err);
                 }

@@ -8,16 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use netkit_socket::{Config, Error as SockError, Event, Socket, Transmit};
+use netkit_socket::{Config, Socket, Transmit};
 
-use crate::{Error, TlsEvent, TlsSession};
+use crate::{Error, SocketError as SockError, SocketEvent as Event, TlsEvent, TlsSession};
 
 /// The most ciphertext generated ahead of the kernel; plaintext stays in the
 /// socket's buffer (bounded by its high-water mark) until this drains.
 const CIPHER_AHEAD: usize = 64 * 1024;
 
 fn tls_err(e: &Error) -> SockError {
-    SockError::Tls(e.to_string())
+    SockError::Tls(e.clone())
 }
 
 /// A TLS connection with Bun's socket semantics. `Open` fires when the handshake
@@ -25,7 +25,7 @@ fn tls_err(e: &Error) -> SockError {
 /// also on the server side.
 #[derive(Debug)]
 pub struct TlsSocket {
-    sm: Socket,
+    sm: Socket<Error>,
     tls: TlsSession,
     /// The transport is connected (TCP established).
     transport_up: bool,
@@ -360,7 +360,7 @@ impl TlsSocket {
 
     /// The plaintext socket state.
     #[must_use]
-    pub fn socket(&self) -> &Socket {
+    pub fn socket(&self) -> &Socket<Error> {
         &self.sm
     }
 }

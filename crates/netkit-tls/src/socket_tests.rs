@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use netkit_socket::{Config, Event, Transmit};
+use netkit_socket::{Config, Transmit};
+
+use crate::SocketEvent as Event;
 use proptest::prelude::*;
 
 use crate::{ClientOptions, Pem, ServerOptions, TlsSession, TlsSocket};

@@ -51,13 +51,21 @@
 //! ```
 
 mod event_loop;
+mod group;
+mod handle;
 pub mod multi;
 mod socket;
-mod sys;
+pub mod source;
 mod tls_stream;
 
-pub use event_loop::{ClientGroup, EventLoop, LoopHandle, Server};
-pub use netkit_sys::{ClientTls, ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
+use std::sync::Arc;
+
+pub use event_loop::{ClientGroup, Connection, EventLoop, Server, SourceId, TimerId};
+pub use handle::LoopHandle;
+pub use netkit_sys::net::Endpoint;
+pub use netkit_sys::{
+    ClientTls, ConnectOptions, Error, ListenOptions, SharedHandler, SocketConfig, resolve,
+};
 pub use socket::Socket;
 pub use tls_stream::TlsStream;
 
@@ -66,7 +74,9 @@ pub use tls_stream::TlsStream;
 ///
 /// Every method but `data` has an empty default. Writes made inside a handler are
 /// buffered and flushed when the handler returns, so many small writes in one
-/// callback cost one syscall.
+/// callback cost one syscall. Methods take `&mut self`: a loop is one thread
+/// that owns its handlers. A [`SharedHandler`] (written once for both drivers)
+/// is a `Handler` here inside an `Arc`.
 pub trait Handler: 'static {
     /// Each socket's user data (Bun's `socket.data`).
     type Data: 'static;
@@ -102,5 +112,35 @@ pub trait Handler: 'static {
     /// this socket.
     fn connect_error(&mut self, socket: &mut Socket<'_, Self::Data>, error: &Error) {
         let _ = (socket, error);
+    }
+}
+
+/// A handler written once for both drivers runs here shared.
+impl<H: SharedHandler> Handler for Arc<H> {
+    type Data = H::Data;
+
+    fn open(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        (**self).open(socket);
+    }
+    fn data(&mut self, socket: &mut Socket<'_, Self::Data>, bytes: &[u8]) {
+        (**self).data(socket, bytes);
+    }
+    fn drain(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        (**self).drain(socket);
+    }
+    fn end(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        (**self).end(socket);
+    }
+    fn close(&mut self, socket: &mut Socket<'_, Self::Data>, error: Option<&Error>) {
+        (**self).close(socket, error);
+    }
+    fn error(&mut self, socket: &mut Socket<'_, Self::Data>, error: &Error) {
+        (**self).error(socket, error);
+    }
+    fn timeout(&mut self, socket: &mut Socket<'_, Self::Data>) {
+        (**self).timeout(socket);
+    }
+    fn connect_error(&mut self, socket: &mut Socket<'_, Self::Data>, error: &Error) {
+        (**self).connect_error(socket, error);
     }
 }

@@ -26,11 +26,15 @@ const ECHO_PREFIX: &[u8] = b"Echo: ";
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
     /// Address to bind (`0.0.0.0` or `::` to serve other hosts).
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", conflicts_with = "unix")]
     host: String,
     /// Port to listen on; 0 picks a free one.
-    #[arg(long)]
-    port: u16,
+    #[arg(long, required_unless_present = "unix", conflicts_with = "unix")]
+    port: Option<u16>,
+    /// Listen on this Unix domain socket path instead (it must not exist; it is
+    /// removed when the server stops).
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
     /// Answer every chunk received with `Echo: ` and the chunk.
     #[arg(long)]
     echo: bool,
@@ -45,9 +49,14 @@ pub(crate) struct ListenArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
     /// Host name or address (IPv6 with or without brackets).
-    host: String,
+    #[arg(required_unless_present = "unix", conflicts_with = "unix")]
+    host: Option<String>,
     /// Port.
-    port: u16,
+    #[arg(required_unless_present = "unix", conflicts_with = "unix")]
+    port: Option<u16>,
+    /// Connect to this Unix domain socket path instead.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
     /// Speak TLS, verifying the server against the built-in roots or `--cacert`.
     #[arg(long)]
     tls: bool,
@@ -57,7 +66,8 @@ pub(crate) struct ConnectArgs {
     /// Do not verify the server's certificate. Implies `--tls`.
     #[arg(short = 'k', long)]
     insecure: bool,
-    /// SNI and the name verified (default: HOST). Implies `--tls`.
+    /// SNI and the name verified (default: HOST; `localhost` over `--unix`).
+    /// Implies `--tls`.
     #[arg(long, value_name = "NAME")]
     servername: Option<String>,
 }
@@ -126,7 +136,10 @@ impl Handler for ListenHandler {
 
 pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
     let mut lp = EventLoop::new()?;
-    let mut opts = ListenOptions::new(args.host, args.port);
+    let mut opts = match args.unix {
+        Some(path) => ListenOptions::unix(path),
+        None => ListenOptions::new(args.host, args.port.unwrap_or(0)),
+    };
     opts.socket = bounded_config();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut o = ServerOptions::new(read_pem(cert)?, read_pem(key)?);
@@ -135,7 +148,7 @@ pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
     }
     let server = lp.listen(opts, ListenHandler { echo: args.echo })?;
     let addr = lp
-        .local_addr(server)
+        .local_endpoint(server)
         .ok_or_else(|| Failure("listen: no local address".into()))?;
     // Signals are handled before the first line: a script that stops the server
     // as soon as it announced itself gets a clean exit.
@@ -238,7 +251,10 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
         ack: None,
         end_when_flushed: false,
     };
-    let mut opts = ConnectOptions::new(args.host, args.port);
+    let mut opts = match args.unix {
+        Some(path) => ConnectOptions::unix(path),
+        None => ConnectOptions::new(args.host.unwrap_or_default(), args.port.unwrap_or_default()),
+    };
     if args.tls || args.insecure || args.cacert.is_some() || args.servername.is_some() {
         let ca = args.cacert.as_deref().map(read_pem).transpose()?;
         let config = netkit_tls::client_config(&ClientOptions {
@@ -253,7 +269,7 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
             server_name: args.servername,
         });
     }
-    let group = lp.connect(opts, handler, ())?;
+    let conn = lp.connect(opts, handler, ())?;
     let handle = lp.handle();
     // Stdin is not pollable in general (a file, a tty): a thread reads it and hands
     // each chunk to the loop, waiting until the socket accepted it (backpressure).
@@ -268,14 +284,14 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
             };
             if n == 0 {
                 handle.post(move |lp| {
-                    lp.with_client::<ConnectHandler, _>(group, |h, s| h.finish_input(s));
+                    lp.with_socket::<ConnectHandler, _>(conn, |h, s| h.finish_input(s));
                 });
                 return;
             }
             let chunk = buf[..n].to_vec();
             let (tx, rx) = mpsc::channel();
             handle.post(move |lp| {
-                lp.with_client::<ConnectHandler, _>(group, |h, s| h.send(s, &chunk, tx));
+                lp.with_socket::<ConnectHandler, _>(conn, |h, s| h.send(s, &chunk, tx));
             });
             if rx.recv().is_err() {
                 return; // the connection is gone

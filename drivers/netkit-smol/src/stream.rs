@@ -23,12 +23,20 @@ impl TcpStream {
         Self::connect_with(&ConnectOptions::new(host, port)).await
     }
 
-    /// Connects with explicit options (the timeout bounds each attempt).
+    /// Connects with explicit options: the connect plan (Happy Eyeballs over
+    /// the host's addresses, `connect_timeout` for the whole connect), on the
+    /// process's [`Runtime`](crate::Runtime). Nagle is disabled unless
+    /// `no_delay` is false. `opts.unix` is refused: this is a TCP stream.
     pub async fn connect_with(opts: &ConnectOptions) -> Result<Self, Error> {
-        let inner = crate::connect_any(opts).await?;
-        if opts.no_delay {
-            let _ = inner.get_ref().set_nodelay(true);
+        if opts.unix.is_some() {
+            return Err(Error::os("EINVAL", "TcpStream::connect_with a Unix path"));
         }
+        let (sock, _) = crate::Runtime::global().connect_socket(opts).await?;
+        let sock = sock
+            .into_inner()
+            .map_err(|e| netkit_sys::os_error(&e, "connect"))?;
+        let inner =
+            Async::new(StdStream::from(sock)).map_err(|e| netkit_sys::os_error(&e, "connect"))?;
         Ok(Self { inner })
     }
 
@@ -86,11 +94,19 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds with netkit's listen options (`SO_REUSEADDR`, optional `SO_REUSEPORT`).
+    /// Binds with netkit's listen options (`SO_REUSEADDR`, optional
+    /// `SO_REUSEPORT`; TCP only).
     pub fn bind(opts: &ListenOptions) -> Result<Self, Error> {
-        let sock = netkit_sys::bind_listener(opts)?;
-        let std: StdListener = sock.into();
-        let inner = Async::new(std).map_err(|e| Error::from_io(&e, "listen"))?;
+        if opts.unix.is_some() {
+            return Err(Error::os("EINVAL", "TcpListener::bind a Unix path"));
+        }
+        let sock = netkit_sys::net::bind_listener(opts, &mut netkit_sys::Resolver::default())?;
+        let std = StdListener::from(
+            sock.socket()
+                .try_clone()
+                .map_err(|e| netkit_sys::os_error(&e, "listen"))?,
+        );
+        let inner = Async::new(std).map_err(|e| netkit_sys::os_error(&e, "listen"))?;
         Ok(Self { inner })
     }
 

@@ -59,29 +59,28 @@ pub struct TlsStream<S: AsyncRead + AsyncWrite + Unpin> {
 /// from a lower TLS layer keeps its words, an OS error its code.
 fn handshake_err(e: io::Error) -> Error {
     match netkit_tls::stream::tls_error_of(&e) {
-        Some(tls) => Error::Tls(tls.to_string()),
-        None => Error::from(e),
+        Some(tls) => Error::Tls(tls.clone()),
+        None => netkit_sys::os_error(&e, ""),
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     /// Connects as a client to `server_name` (the SNI and the name verified; an
     /// IP address is verified but not sent) over `transport`, running the
-    /// handshake. A verification failure is [`Error::Tls`] in rustls's words.
+    /// handshake. A verification failure is [`Error::Tls`], typed.
     pub async fn connect(
         config: &ClientConfig,
         server_name: &str,
         transport: S,
     ) -> Result<Self, Error> {
-        let session =
-            TlsSession::client(config, server_name).map_err(|e| Error::Tls(e.to_string()))?;
+        let session = TlsSession::client(config, server_name).map_err(Error::Tls)?;
         Self::handshake(session, transport).await
     }
 
     /// Accepts a client over `transport` (already connected), running the
     /// handshake.
     pub async fn accept(config: &ServerConfig, transport: S) -> Result<Self, Error> {
-        let session = TlsSession::server(config).map_err(|e| Error::Tls(e.to_string()))?;
+        let session = TlsSession::server(config).map_err(Error::Tls)?;
         Self::handshake(session, transport).await
     }
 

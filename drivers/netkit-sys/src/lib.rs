@@ -1,30 +1,52 @@
-//! What netkit's drivers share, below any protocol decision: the listen/connect
-//! options, binding a listener, starting a non-blocking connect, and resolving a
-//! host name (IP literal or hosts file). Both `netkit-blocking` and `netkit-smol`
-//! use it, so they bind, connect and resolve identically.
+//! The platform both netkit drivers stand on, below any protocol decision:
+//!
+//! - the one syscall shim ([`sys`]): the readiness poller, node's errno names
+//!   for OS errors, the run-time capability probe; every `unsafe` of the
+//!   drivers is there;
+//! - the listen and connect options (Bun's `Bun.listen` / `Bun.connect`,
+//!   TCP or Unix, with TLS), and what a driver does with them: binding,
+//!   accepting, starting connects ([`net`]), building the connection's state
+//!   machine ([`ConnectOptions::machine`]) and the connect plan
+//!   ([`ConnectOptions::plan`]);
+//! - the resolution step of the connect plan ([`Resolver`]: IP literals and
+//!   the hosts file today, the DNS resolver next);
+//! - the handler-facing [`Socket`] handle and the [`SharedHandler`] shape that
+//!   runs on both drivers.
+//!
+//! Both `netkit-blocking` and `netkit-smol` use it, so they bind, connect,
+//! resolve and report errors identically.
 //!
 //! # Examples
 //!
 //! ```
-//! use netkit_sys::{ListenOptions, bind_listener, resolve::resolve};
+//! use netkit_sys::{ListenOptions, Resolver, net::bind_listener};
 //!
-//! let listener = bind_listener(&ListenOptions::new("127.0.0.1", 0))?;
-//! let addr = listener.local_addr()?.as_socket().unwrap();
-//! assert_eq!(resolve("127.0.0.1", addr.port())?, vec![addr]);
+//! let listener = bind_listener(&ListenOptions::new("127.0.0.1", 0), &mut Resolver::default())?;
+//! println!("listening on {}", listener.local());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod handler;
+pub mod net;
 pub mod resolve;
 mod socket;
+pub mod sys;
 
-pub use socket::{Socket, SocketIo};
+pub use handler::SharedHandler;
+pub use resolve::Resolver;
+pub use socket::Socket;
+pub use sys::errno::os_error;
 
-use std::io;
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-pub use netkit_socket::{Config as SocketConfig, Error};
-use socket2::{Domain, Protocol, SockAddr, Socket as RawSocket, Type};
+pub use netkit_socket::Config as SocketConfig;
+use netkit_socket::connect::{ATTEMPT_DELAY, ConnectConfig, ConnectPlan};
+use netkit_tls::Machine;
+
+/// What handlers and drivers report: an OS error named like node, a TLS
+/// failure (typed: [`netkit_tls::Error`]), or a write after close.
+pub type Error = netkit_tls::SocketError;
 
 /// Options for listening (Bun's `Bun.listen` options).
 #[derive(Debug, Clone)]
@@ -33,25 +55,20 @@ pub struct ListenOptions {
     pub hostname: String,
     /// Port; 0 picks a free one.
     pub port: u16,
+    /// Listen on this Unix domain socket path instead of `hostname:port`
+    /// (Bun's `unix`). A path that exists is `EADDRINUSE`; the listener
+    /// removes the file it created when it stops.
+    pub unix: Option<PathBuf>,
     /// Set `SO_REUSEPORT`, so several loops can each own a listener on one port.
     pub reuse_port: bool,
     /// The listen backlog.
     pub backlog: i32,
     /// Per-connection limits (write high-water mark, half-open...).
     pub socket: SocketConfig,
-    /// Disable Nagle's algorithm on accepted sockets (on by default).
+    /// Disable Nagle's algorithm on accepted TCP sockets (on by default).
     pub no_delay: bool,
     /// Serve TLS with this configuration (Bun's `tls: { key, cert }`).
     pub tls: Option<netkit_tls::ServerConfig>,
-}
-
-/// TLS for a client connection (Bun's `tls: true` or `tls: { ... }`).
-#[derive(Debug, Clone)]
-pub struct ClientTls {
-    /// The configuration (roots, verification, ALPN...).
-    pub config: netkit_tls::ClientConfig,
-    /// SNI and the name verified; the connect host name when `None`.
-    pub server_name: Option<String>,
 }
 
 impl ListenOptions {
@@ -60,6 +77,7 @@ impl ListenOptions {
         Self {
             hostname: hostname.into(),
             port,
+            unix: None,
             reuse_port: false,
             backlog: 1024,
             socket: SocketConfig::default(),
@@ -67,6 +85,30 @@ impl ListenOptions {
             tls: None,
         }
     }
+
+    /// Listen on a Unix domain socket at `path` with the defaults.
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self {
+            unix: Some(path.into()),
+            ..Self::new("", 0)
+        }
+    }
+
+    /// The connection state machine for an accepted socket (plain, or TLS
+    /// when the options serve TLS).
+    pub fn machine(&self, now: Instant) -> Result<Machine, netkit_tls::Error> {
+        Machine::accepted(now, self.socket.clone(), self.tls.as_ref())
+    }
+}
+
+/// TLS for a client connection (Bun's `tls: true` or `tls: { ... }`).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// The configuration (roots, verification, ALPN...).
+    pub config: netkit_tls::ClientConfig,
+    /// SNI and the name verified; the connect host name when `None` (over a
+    /// Unix socket, `localhost`).
+    pub server_name: Option<String>,
 }
 
 /// Options for connecting (Bun's `Bun.connect` options).
@@ -76,12 +118,19 @@ pub struct ConnectOptions {
     pub hostname: String,
     /// Port.
     pub port: u16,
+    /// Connect to this Unix domain socket path instead (Bun's `unix`).
+    pub unix: Option<PathBuf>,
     /// Per-connection limits.
     pub socket: SocketConfig,
-    /// Disable Nagle's algorithm (on by default).
+    /// Disable Nagle's algorithm (on by default; TCP only).
     pub no_delay: bool,
-    /// Idle timeout armed from the start (also covers the connect itself).
+    /// Idle timeout, armed when the connection opens (Bun's `socket.timeout`).
     pub timeout: Option<Duration>,
+    /// Limit for the whole connect, resolution and every attempt included
+    /// (`ETIMEDOUT`); `None`: the kernel's own limits.
+    pub connect_timeout: Option<Duration>,
+    /// Happy Eyeballs' Connection Attempt Delay (RFC 8305, 250 ms).
+    pub attempt_delay: Duration,
     /// Speak TLS over the connection.
     pub tls: Option<ClientTls>,
 }
@@ -92,45 +141,65 @@ impl ConnectOptions {
         Self {
             hostname: hostname.into(),
             port,
+            unix: None,
             socket: SocketConfig::default(),
             no_delay: true,
             timeout: None,
+            connect_timeout: None,
+            attempt_delay: ATTEMPT_DELAY,
             tls: None,
         }
     }
-}
 
-/// Binds a non-blocking, listening TCP socket for `opts` (`SO_REUSEADDR` always,
-/// `SO_REUSEPORT` on request). Errors read like node's:
-/// `EADDRINUSE: listen 127.0.0.1:8080`.
-pub fn bind_listener(opts: &ListenOptions) -> Result<RawSocket, Error> {
-    let addrs = resolve::resolve(&opts.hostname, opts.port)?;
-    let addr = addrs[0];
-    let ctx = || format!("listen {addr}");
-    let io = |e: io::Error| Error::from_io(&e, ctx());
-    let sock =
-        RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
-    sock.set_reuse_address(true).map_err(io)?;
-    if opts.reuse_port {
-        sock.set_reuse_port(true).map_err(io)?;
+    /// Connect to a Unix domain socket at `path` with the defaults.
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self {
+            unix: Some(path.into()),
+            ..Self::new("", 0)
+        }
     }
-    sock.bind(&addr.into()).map_err(io)?;
-    sock.listen(opts.backlog).map_err(io)?;
-    sock.set_nonblocking(true).map_err(io)?;
-    Ok(sock)
-}
 
-/// Starts a non-blocking connect to `addr`; completion is signalled by writability
-/// (then check `take_error`). Errors read like node's: `ECONNREFUSED: connect 127.0.0.1:9`.
-pub fn start_connect(addr: SocketAddr) -> Result<RawSocket, Error> {
-    let io = |e: io::Error| Error::from_io(&e, format!("connect {addr}"));
-    let sock =
-        RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
-    sock.set_nonblocking(true).map_err(io)?;
-    match sock.connect(&SockAddr::from(addr)) {
-        Ok(()) => Ok(sock),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(sock),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(sock),
-        Err(e) => Err(io(e)),
+    /// The TLS server name: the configured one, else the host (`localhost`
+    /// over a Unix socket).
+    pub fn server_name(&self) -> &str {
+        match self.tls.as_ref().and_then(|t| t.server_name.as_deref()) {
+            Some(name) => name,
+            None if self.unix.is_some() => "localhost",
+            None => &self.hostname,
+        }
+    }
+
+    /// The connection's state machine (plain, or TLS with the server name),
+    /// connecting, with the idle timeout set to start when it opens.
+    pub fn machine(&self, now: Instant) -> Result<Machine, netkit_tls::Error> {
+        let tls = self.tls.as_ref().map(|t| (&t.config, self.server_name()));
+        let mut sm = Machine::client(now, self.socket.clone(), tls)?;
+        if self.timeout.is_some() {
+            sm.set_timeout(now, self.timeout);
+        }
+        Ok(sm)
+    }
+
+    /// The connect plan for these options: Happy Eyeballs over the host's
+    /// addresses, or a single attempt to the Unix path (the driver connects
+    /// to [`endpoint`](Self::endpoint) for that attempt).
+    pub fn plan(&self, now: Instant) -> ConnectPlan<netkit_tls::Error> {
+        let config = ConnectConfig {
+            attempt_delay: self.attempt_delay,
+            timeout: self.connect_timeout,
+        };
+        match &self.unix {
+            // One attempt: the address is a placeholder; the endpoint is the path.
+            Some(_) => ConnectPlan::to_addrs(now, &[([0, 0, 0, 0], 0).into()], config),
+            None => ConnectPlan::new(now, &self.hostname, self.port, config),
+        }
+    }
+
+    /// What an attempt of the plan connects to.
+    pub fn endpoint(&self, addr: std::net::SocketAddr) -> net::Endpoint {
+        match &self.unix {
+            Some(p) => net::Endpoint::Unix(p.clone()),
+            None => net::Endpoint::Inet(addr),
+        }
     }
 }

@@ -1,45 +1,30 @@
 //! The socket handle both drivers give their handlers: Bun's socket methods over
-//! the connection's [`Machine`], with the driver's socket behind [`SocketIo`].
+//! the connection's [`Machine`], with the driver's socket for write-through.
 
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use netkit_tls::Machine;
 
 use crate::Error;
+use crate::sys::errno::os_error;
 
-/// What the handle needs from a driver's socket: a non-blocking send (for
-/// write-through) and the local address.
-pub trait SocketIo {
-    /// Sends without blocking; `WouldBlock` when the kernel takes nothing.
-    fn send(&self, bytes: &[u8]) -> std::io::Result<usize>;
-    /// The socket's local address.
-    fn local_addr(&self) -> Option<SocketAddr>;
-}
-
-impl SocketIo for &socket2::Socket {
-    fn send(&self, bytes: &[u8]) -> std::io::Result<usize> {
-        socket2::Socket::send(self, bytes)
-    }
-    fn local_addr(&self) -> Option<SocketAddr> {
-        socket2::Socket::local_addr(self).ok()?.as_socket()
-    }
-}
-
-/// One connection, as seen from inside a handler callback.
+/// One connection, as seen from inside a handler callback, on either driver.
 ///
 /// Methods act on the connection's state machine (plain or TLS); the driver
 /// performs the I/O when the callback returns. Byte counts are plaintext.
-pub struct Socket<'a, D, I> {
+pub struct Socket<'a, D> {
     sm: &'a mut Machine,
     data: &'a mut D,
-    io: I,
+    /// The connection's socket (`None` for a client that never connected).
+    io: Option<&'a socket2::Socket>,
     peer: Option<SocketAddr>,
     now: Instant,
 }
 
-impl<D, I> fmt::Debug for Socket<'_, D, I> {
+impl<D> fmt::Debug for Socket<'_, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket")
             .field("remote_addr", &self.peer)
@@ -48,12 +33,12 @@ impl<D, I> fmt::Debug for Socket<'_, D, I> {
     }
 }
 
-impl<'a, D, I: SocketIo> Socket<'a, D, I> {
+impl<'a, D> Socket<'a, D> {
     /// The handle a driver builds for one callback.
     pub fn new(
         sm: &'a mut Machine,
         data: &'a mut D,
-        io: I,
+        io: Option<&'a socket2::Socket>,
         peer: Option<SocketAddr>,
         now: Instant,
     ) -> Self {
@@ -70,8 +55,22 @@ impl<'a, D, I: SocketIo> Socket<'a, D, I> {
     /// backpressure: keep the rest and write it after `drain`. `Err` is Bun's `-1`
     /// (the socket is ended or closed).
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let io = &self.io;
-        self.sm.write_through(self.now, bytes, |b| io.send(b))
+        let io = self.io;
+        self.sm.write_through(self.now, bytes, |b| match io {
+            None => Ok(0),
+            Some(sock) => match sock.send(b) {
+                Ok(n) => Ok(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    Ok(0)
+                }
+                Err(e) => Err(os_error(&e, "write")),
+            },
+        })
     }
 
     /// Ends the sending side once buffered bytes are flushed (FIN). The socket closes
@@ -115,14 +114,14 @@ impl<'a, D, I: SocketIo> Socket<'a, D, I> {
         self.data
     }
 
-    /// The peer's address, once known.
+    /// The peer's address, once known (`None` over a Unix socket).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.peer
     }
 
-    /// The local address.
+    /// The local address (`None` over a Unix socket).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.io.local_addr()
+        self.io?.local_addr().ok()?.as_socket()
     }
 
     /// Bytes accepted by `write` and not yet taken by the kernel.

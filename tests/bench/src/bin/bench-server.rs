@@ -26,8 +26,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use netkit_blocking::{EventLoop, Handler, ListenOptions, Socket};
-use netkit_sys::SocketIo;
+use netkit_blocking::{EventLoop, ListenOptions};
+use netkit_sys::SharedHandler;
 
 /// Read buffer of the tokio and std servers.
 const READ_BUF: usize = 64 * 1024;
@@ -120,50 +120,44 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Default)]
 struct Pending(Vec<u8>);
 
-/// The echo both netkit drivers run: write what came in; hold what the socket
-/// did not accept and pause reading until `drain` writes it.
-fn echo_data<I: SocketIo>(s: &mut netkit_sys::Socket<'_, Pending, I>, bytes: &[u8]) {
-    if !s.data().0.is_empty() {
-        s.data_mut().0.extend_from_slice(bytes);
-        s.pause();
-        return;
-    }
-    match s.write(bytes) {
-        Ok(n) if n < bytes.len() => {
-            s.data_mut().0.extend_from_slice(&bytes[n..]);
-            s.pause();
-        }
-        Ok(_) | Err(_) => {}
-    }
-}
-
-fn echo_drain<I: SocketIo>(s: &mut netkit_sys::Socket<'_, Pending, I>) {
-    if s.data().0.is_empty() {
-        return;
-    }
-    let held = std::mem::take(&mut s.data_mut().0);
-    if let Ok(n) = s.write(&held) {
-        if n < held.len() {
-            s.data_mut().0.extend_from_slice(&held[n..]);
-        }
-    }
-    if s.data().0.is_empty() {
-        s.resume();
-    }
-}
-
+/// The echo both netkit drivers run, written once (netkit-sys's
+/// `SharedHandler`: smol runs it as is, the blocking loop inside an `Arc`):
+/// write what came in; hold what the socket did not accept and pause reading
+/// until `drain` writes it.
 #[derive(Debug, Clone, Copy)]
-struct BlockingEcho;
+struct Echo;
 
-impl Handler for BlockingEcho {
+impl SharedHandler for Echo {
     type Data = Pending;
 
-    fn data(&mut self, s: &mut Socket<'_, Pending>, bytes: &[u8]) {
-        echo_data(s, bytes);
+    fn data(&self, s: &mut netkit_sys::Socket<'_, Pending>, bytes: &[u8]) {
+        if !s.data().0.is_empty() {
+            s.data_mut().0.extend_from_slice(bytes);
+            s.pause();
+            return;
+        }
+        match s.write(bytes) {
+            Ok(n) if n < bytes.len() => {
+                s.data_mut().0.extend_from_slice(&bytes[n..]);
+                s.pause();
+            }
+            Ok(_) | Err(_) => {}
+        }
     }
 
-    fn drain(&mut self, s: &mut Socket<'_, Pending>) {
-        echo_drain(s);
+    fn drain(&self, s: &mut netkit_sys::Socket<'_, Pending>) {
+        if s.data().0.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut s.data_mut().0);
+        if let Ok(n) = s.write(&held) {
+            if n < held.len() {
+                s.data_mut().0.extend_from_slice(&held[n..]);
+            }
+        }
+        if s.data().0.is_empty() {
+            s.resume();
+        }
     }
 }
 
@@ -175,13 +169,13 @@ fn blocking(
     let mut opts = ListenOptions::new("127.0.0.1", port);
     opts.tls = tls;
     if threads > 1 {
-        let server = netkit_blocking::multi::serve(threads, opts, || BlockingEcho)?;
+        let server = netkit_blocking::multi::serve(threads, opts, || std::sync::Arc::new(Echo))?;
         announce(server.local_addr())?;
         server.join()?;
         return Ok(());
     }
     let mut lp = EventLoop::new()?;
-    let server = lp.listen(opts, BlockingEcho)?;
+    let server = lp.listen(opts, std::sync::Arc::new(Echo))?;
     let addr = lp
         .local_addr(server)
         .ok_or("the loop reports no local address")?;
@@ -194,27 +188,10 @@ fn blocking(
 // netkit smol driver
 
 #[cfg(feature = "smol-driver")]
-#[derive(Debug, Clone, Copy)]
-struct SmolEcho;
-
-#[cfg(feature = "smol-driver")]
-impl netkit_smol::Handler for SmolEcho {
-    type Data = Pending;
-
-    fn data(&self, s: &mut netkit_smol::Socket<'_, Pending>, bytes: &[u8]) {
-        echo_data(s, bytes);
-    }
-
-    fn drain(&self, s: &mut netkit_smol::Socket<'_, Pending>) {
-        echo_drain(s);
-    }
-}
-
-#[cfg(feature = "smol-driver")]
 fn smol_driver(port: u16, tls: Option<netkit_tls::ServerConfig>) -> Result<(), AnyError> {
     let mut opts = netkit_smol::ListenOptions::new("127.0.0.1", port);
     opts.tls = tls;
-    let server = netkit_smol::Server::bind(opts, SmolEcho)?;
+    let server = netkit_smol::Server::bind(opts, Echo)?;
     announce(server.local_addr())?;
     smol::block_on(server.run());
     Ok(())

@@ -1,4 +1,4 @@
-//! The driver's syscall shim: a level-triggered readiness poller.
+//! A level-triggered readiness poller.
 //!
 //! On Linux it calls epoll directly: one `epoll_wait` per loop turn. (The `polling`
 //! crate's `wait` re-arms a timerfd and a wake-up fd on every call: five syscalls
@@ -16,12 +16,15 @@ use std::time::Duration;
 
 /// One readiness event.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Event {
-    pub(crate) key: usize,
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
+pub struct Event {
+    /// The key the fd was registered with.
+    pub key: usize,
+    /// Readable (or hung up / in error: a read reports which).
+    pub readable: bool,
+    /// Writable (or hung up / in error).
+    pub writable: bool,
     /// The kernel reported an error condition (`EPOLLERR`).
-    pub(crate) error: bool,
+    pub error: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -34,13 +37,13 @@ mod imp {
 
     /// An epoll instance plus an eventfd to wake it from other threads.
     #[derive(Debug)]
-    pub(crate) struct Poller {
+    pub struct Poller {
         epfd: OwnedFd,
         wake: OwnedFd,
     }
 
     /// A reusable buffer of events.
-    pub(crate) struct Events {
+    pub struct Events {
         buf: Vec<libc::epoll_event>,
         len: usize,
     }
@@ -51,8 +54,15 @@ mod imp {
         }
     }
 
+    impl Default for Events {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl Events {
-        pub(crate) fn new() -> Self {
+        /// A buffer for up to 1,024 events per wait.
+        pub fn new() -> Self {
             Self {
                 buf: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
                 len: 0,
@@ -60,18 +70,20 @@ mod imp {
         }
 
         /// A placeholder that holds no memory (swapped in while events are dispatched).
-        pub(crate) fn new_empty() -> Self {
+        pub fn new_empty() -> Self {
             Self {
                 buf: Vec::new(),
                 len: 0,
             }
         }
 
-        pub(crate) fn clear(&mut self) {
+        /// Forgets the events of the last wait.
+        pub fn clear(&mut self) {
             self.len = 0;
         }
 
-        pub(crate) fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        /// The events of the last wait.
+        pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
             self.buf[..self.len]
                 .iter()
                 .filter(|e| e.u64 != WAKE_KEY)
@@ -108,7 +120,8 @@ mod imp {
     }
 
     impl Poller {
-        pub(crate) fn new() -> io::Result<Self> {
+        /// A new epoll instance with its wake-up eventfd.
+        pub fn new() -> io::Result<Self> {
             // SAFETY: epoll_create1 takes a flag and returns a new fd or -1.
             let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
             // SAFETY: `epfd` is a fresh fd that nothing else owns.
@@ -136,37 +149,23 @@ mod imp {
         }
 
         /// Registers `fd`; the caller must [`delete`](Self::delete) it before closing it.
-        pub(crate) fn add(
-            &self,
-            fd: &impl AsRawFd,
-            key: usize,
-            r: bool,
-            w: bool,
-        ) -> io::Result<()> {
+        pub fn add(&self, fd: &impl AsRawFd, key: usize, r: bool, w: bool) -> io::Result<()> {
             self.ctl(libc::EPOLL_CTL_ADD, fd.as_raw_fd(), key as u64, flags(r, w))
         }
 
-        pub(crate) fn modify(
-            &self,
-            fd: &impl AsRawFd,
-            key: usize,
-            r: bool,
-            w: bool,
-        ) -> io::Result<()> {
+        /// Changes the interest (and key) of a registered fd.
+        pub fn modify(&self, fd: &impl AsRawFd, key: usize, r: bool, w: bool) -> io::Result<()> {
             self.ctl(libc::EPOLL_CTL_MOD, fd.as_raw_fd(), key as u64, flags(r, w))
         }
 
-        pub(crate) fn delete(&self, fd: &impl AsRawFd) -> io::Result<()> {
+        /// Unregisters an fd (before it is closed).
+        pub fn delete(&self, fd: &impl AsRawFd) -> io::Result<()> {
             self.ctl(libc::EPOLL_CTL_DEL, fd.as_raw_fd(), 0, 0)
         }
 
         /// Waits for events (at most `timeout`, rounded up to whole milliseconds so
         /// that a timer is never woken early).
-        pub(crate) fn wait(
-            &self,
-            events: &mut Events,
-            timeout: Option<Duration>,
-        ) -> io::Result<()> {
+        pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
             let ms = match timeout {
                 None => -1,
                 Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
@@ -192,7 +191,7 @@ mod imp {
         }
 
         /// Wakes a `wait` in progress, or the next one.
-        pub(crate) fn notify(&self) -> io::Result<()> {
+        pub fn notify(&self) -> io::Result<()> {
             let v = 1u64;
             // SAFETY: writes 8 bytes from `v` to the eventfd.
             let r = unsafe { libc::write(self.wake.as_raw_fd(), (&v as *const u64).cast(), 8) };
@@ -215,23 +214,33 @@ mod imp {
 
     /// `polling` in level-triggered mode.
     #[derive(Debug)]
-    pub(crate) struct Poller(polling::Poller);
+    pub struct Poller(polling::Poller);
 
     /// A reusable buffer of events.
     #[derive(Debug)]
-    pub(crate) struct Events(polling::Events);
+    pub struct Events(polling::Events);
+
+    impl Default for Events {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
 
     impl Events {
-        pub(crate) fn new() -> Self {
+        /// A buffer of events.
+        pub fn new() -> Self {
             Self(polling::Events::new())
         }
-        pub(crate) fn new_empty() -> Self {
+        /// A placeholder that holds (almost) no memory.
+        pub fn new_empty() -> Self {
             Self(polling::Events::with_capacity(std::num::NonZeroUsize::MIN))
         }
-        pub(crate) fn clear(&mut self) {
+        /// Forgets the events of the last wait.
+        pub fn clear(&mut self) {
             self.0.clear();
         }
-        pub(crate) fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        /// The events of the last wait.
+        pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
             self.0.iter().map(|e| Event {
                 key: e.key,
                 readable: e.readable,
@@ -242,16 +251,12 @@ mod imp {
     }
 
     impl Poller {
-        pub(crate) fn new() -> io::Result<Self> {
+        /// A new poller.
+        pub fn new() -> io::Result<Self> {
             polling::Poller::new().map(Self)
         }
-        pub(crate) fn add(
-            &self,
-            fd: &impl AsRawFd,
-            key: usize,
-            r: bool,
-            w: bool,
-        ) -> io::Result<()> {
+        /// Registers `fd`; the caller must [`delete`](Self::delete) it before closing it.
+        pub fn add(&self, fd: &impl AsRawFd, key: usize, r: bool, w: bool) -> io::Result<()> {
             // SAFETY: the loop deletes every registered fd before its socket drops,
             // which is the contract of `Poller::add_with_mode`.
             unsafe {
@@ -262,34 +267,28 @@ mod imp {
                 )
             }
         }
-        pub(crate) fn modify(
-            &self,
-            fd: &impl AsRawFd,
-            key: usize,
-            r: bool,
-            w: bool,
-        ) -> io::Result<()> {
+        /// Changes the interest (and key) of a registered fd.
+        pub fn modify(&self, fd: &impl AsRawFd, key: usize, r: bool, w: bool) -> io::Result<()> {
             // SAFETY: `fd` is registered and open for the duration of the call.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.as_raw_fd()) };
             self.0
                 .modify_with_mode(fd, polling::Event::new(key, r, w), PollMode::Level)
         }
-        pub(crate) fn delete(&self, fd: &impl AsRawFd) -> io::Result<()> {
+        /// Unregisters an fd (before it is closed).
+        pub fn delete(&self, fd: &impl AsRawFd) -> io::Result<()> {
             // SAFETY: `fd` is open for the duration of the call.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.as_raw_fd()) };
             self.0.delete(fd)
         }
-        pub(crate) fn wait(
-            &self,
-            events: &mut Events,
-            timeout: Option<Duration>,
-        ) -> io::Result<()> {
+        /// Waits for events (at most `timeout`).
+        pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
             self.0.wait(&mut events.0, timeout).map(|_| ())
         }
-        pub(crate) fn notify(&self) -> io::Result<()> {
+        /// Wakes a `wait` in progress, or the next one.
+        pub fn notify(&self) -> io::Result<()> {
             self.0.notify()
         }
     }
 }
 
-pub(crate) use imp::{Events, Poller};
+pub use imp::{Events, Poller};

@@ -1,0 +1,215 @@
+//! The runtime value: what a process's netkit connections share (the resolver
+//! and its cache today; the DNS resolver and the HTTP connection pool as they
+//! land), and the connect plan run as a future.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+use netkit_socket::connect::{Action, AttemptId};
+use netkit_sys::net::{Endpoint, connect_result, start_connect};
+use netkit_sys::{ConnectOptions, Error, Resolver, os_error};
+use socket2::Socket as RawSocket;
+
+use crate::conn::{HandlerCell, deliver, drive};
+use crate::{Handler, ListenOptions, Server};
+
+struct Inner {
+    resolver: Mutex<Resolver>,
+}
+
+/// What the netkit connections of a process share: the resolver (hosts file
+/// read once, re-read when it changes; the DNS resolver and its cache next)
+/// and, later, the HTTP connection pool. Cheap to clone; one per process is
+/// usual ([`Runtime::global`], which the free functions use).
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    /// A runtime of its own (its own resolver state).
+    pub fn new() -> Self {
+        Self::with_resolver(Resolver::default())
+    }
+
+    /// A runtime answering resolution requests with `resolver`.
+    pub fn with_resolver(resolver: Resolver) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                resolver: Mutex::new(resolver),
+            }),
+        }
+    }
+
+    /// The process's shared runtime.
+    pub fn global() -> &'static Self {
+        static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+        GLOBAL.get_or_init(Self::new)
+    }
+
+    /// The addresses of `host` (the connect plan's resolution step).
+    pub async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, Error> {
+        let mut r = self
+            .inner
+            .resolver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        r.lookup(Instant::now(), host)
+    }
+
+    /// Binds a server (Bun's `Bun.listen`), TCP or Unix; call
+    /// [`Server::run`] to serve.
+    pub fn bind<H: Handler>(&self, opts: ListenOptions, handler: H) -> Result<Server<H>, Error>
+    where
+        H::Data: Default,
+    {
+        let listener = {
+            let mut r = self
+                .inner
+                .resolver
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            netkit_sys::net::bind_listener(&opts, &mut r)?
+        };
+        crate::server::Unbound::new(listener, opts).map(|s| s.with_handler(handler))
+    }
+
+    /// Connects a client (Bun's `Bun.connect`) and runs it to completion:
+    /// returns when the socket has closed, or with the error after
+    /// `connect_error` ran.
+    pub async fn connect<H: Handler>(
+        &self,
+        opts: ConnectOptions,
+        handler: H,
+        data: H::Data,
+    ) -> Result<(), Error> {
+        let handlers = Arc::new(HandlerCell::new(handler));
+        let now = Instant::now();
+        let mut data = data;
+        let mut sm = match opts.machine(now) {
+            Ok(sm) => sm,
+            Err(e) => {
+                // A TLS session that cannot be made: a connect error, no connect.
+                let err = Error::Tls(e);
+                let mut sm = netkit_tls::Machine::Plain(netkit_socket::Socket::connecting(
+                    now,
+                    opts.socket.clone(),
+                ));
+                sm.handle_connect_error(err.clone());
+                let (_, h) = handlers.load();
+                deliver(&*h, None, &mut sm, &mut data, None);
+                return Err(err);
+            }
+        };
+        let (sock, to) = match self.connect_socket(&opts).await {
+            Ok(x) => x,
+            Err(e) => {
+                sm.handle_connect_error(e.clone());
+                let (_, h) = handlers.load();
+                deliver(&*h, None, &mut sm, &mut data, None);
+                return Err(e);
+            }
+        };
+        sm.handle_connected(Instant::now());
+        drive(sock, sm, data, handlers, None, to.inet(), None).await;
+        Ok(())
+    }
+
+    /// Runs the connect plan for `opts` (Happy Eyeballs over the host's
+    /// addresses, or the Unix path) and returns the connected socket and what
+    /// it is connected to.
+    pub async fn connect_socket(
+        &self,
+        opts: &ConnectOptions,
+    ) -> Result<(Async<RawSocket>, Endpoint), Error> {
+        let mut plan = opts.plan(Instant::now());
+        let mut attempts: Vec<(AttemptId, Async<RawSocket>, Endpoint)> = Vec::new();
+        let mut timer = Timer::never();
+        loop {
+            while let Some(action) = plan.poll_action() {
+                let now = Instant::now();
+                match action {
+                    Action::Resolve { host } => {
+                        let answer = self.lookup(&host).await;
+                        plan.handle_resolved(Instant::now(), answer);
+                    }
+                    Action::Attempt { id, addr } => {
+                        let to = opts.endpoint(addr);
+                        let started = start_connect(&to).and_then(|s| {
+                            Async::new(s).map_err(|e| os_error(&e, format!("connect {to}")))
+                        });
+                        match started {
+                            Ok(s) => attempts.push((id, s, to)),
+                            Err(e) => plan.handle_failed(now, id, e),
+                        }
+                    }
+                    Action::Cancel { id } => attempts.retain(|(a, _, _)| *a != id),
+                    Action::Connected { id, .. } => {
+                        let i = attempts
+                            .iter()
+                            .position(|(a, _, _)| *a == id)
+                            .ok_or(Error::Closed)?;
+                        let (_, sock, to) = attempts.swap_remove(i);
+                        if opts.no_delay && opts.unix.is_none() {
+                            let _ = sock.get_ref().set_tcp_nodelay(true);
+                        }
+                        return Ok((sock, to));
+                    }
+                    Action::Failed(e) => return Err(e),
+                }
+            }
+            match plan.poll_timeout() {
+                Some(t) => timer.set_at(t),
+                None => timer = Timer::never(),
+            }
+            // The first attempt to become writable (connected or failed), or the
+            // plan's next deadline.
+            let woke = future::poll_fn(|cx| {
+                for (i, (_, s, _)) in attempts.iter().enumerate() {
+                    if s.poll_writable(cx).is_ready() {
+                        return Poll::Ready(Some(i));
+                    }
+                }
+                if Pin::new(&mut timer).poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            let now = Instant::now();
+            match woke {
+                None => plan.handle_timeout(now),
+                Some(i) => {
+                    let (id, s, to) = &attempts[i];
+                    match connect_result(s.get_ref(), to, false) {
+                        Ok(true) => plan.handle_connected(now, *id),
+                        Ok(false) => {}
+                        Err(e) => {
+                            let id = *id;
+                            attempts.swap_remove(i);
+                            plan.handle_failed(now, id, e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
