@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Result, root, step};
+use crate::{Result, step, target_dir};
 
 /// A child process killed on drop.
 struct Child(std::process::Child);
@@ -21,7 +21,7 @@ impl Drop for Child {
 /// A TCP echo server and clients, then the same over TLS.
 pub(crate) fn run() -> Result {
     step("build netkit", &["build", "--quiet", "--bin", "netkit"])?;
-    let netkit = root().join("target/debug/netkit");
+    let netkit = target_dir()?.join("debug/netkit");
     println!("== TCP: netkit listen --echo, and clients with netkit connect");
     let (mut server, port, line) = start_listen(&netkit, &["--port", "0", "--echo"])?;
     println!("server: {line}");
@@ -154,8 +154,8 @@ fn demo_tls(netkit: &Path) -> Result {
             "netkit-pki",
         ],
     )?;
-    let dir = root().join("target/demo-pki");
-    let st = Command::new(root().join("target/debug/netkit-pki"))
+    let dir = target_dir()?.join("demo-pki");
+    let st = Command::new(target_dir()?.join("debug/netkit-pki"))
         .arg(&dir)
         .stdout(Stdio::null())
         .status()

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::{Result, root, run as run_cmd};
+use crate::{Result, root, run as run_cmd, target_dir};
 
 /// The targets: one per `fuzz/fuzz_targets/*.rs`.
 fn all_targets() -> Result<Vec<String>> {
@@ -62,7 +62,7 @@ fn campaign(target: &str, seconds: u64, log: Option<&Path>) -> Result {
     let Some(mut c) = command() else {
         return Err("cargo-fuzz is not installed (cargo install cargo-fuzz)".into());
     };
-    let work = root().join("target/fuzz-corpus").join(target);
+    let work = target_dir()?.join("fuzz-corpus").join(target);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let seeds = root().join("fuzz/corpus").join(target);
     c.arg("run")
@@ -94,7 +94,7 @@ fn campaign(target: &str, seconds: u64, log: Option<&Path>) -> Result {
     res
 }
 
-/// Ten seconds of each target, logs under `target/fuzz-logs`; a note when
+/// Ten seconds of each target, logs under `fuzz-logs/` in the target directory; a note when
 /// cargo-fuzz is missing.
 pub(crate) fn smoke() -> Result {
     if command().is_none() {
@@ -104,7 +104,7 @@ pub(crate) fn smoke() -> Result {
         );
         return Ok(());
     }
-    let logs = root().join("target/fuzz-logs");
+    let logs = target_dir()?.join("fuzz-logs");
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     for t in all_targets()? {
         campaign(&t, 10, Some(&logs.join(format!("{t}.log"))))?;

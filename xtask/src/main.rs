@@ -20,6 +20,7 @@ mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::OnceLock;
 
 /// A command's outcome; the error is the message printed after `xtask: error:`.
 type Result<T = ()> = std::result::Result<T, String>;
@@ -59,6 +60,40 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory, as `cargo metadata` reports it: `target/` under the
+/// root unless `CARGO_TARGET_DIR`, `build.target-dir` in a config file or the
+/// like moves it. Every path xtask builds under the target directory (binaries,
+/// fuzz corpora and logs, the demo's PKI, benchmark output) starts here, so that
+/// `CARGO_TARGET_DIR=/elsewhere cargo xtask ...` finds what cargo built.
+fn target_dir() -> Result<PathBuf> {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(d) = DIR.get() {
+        return Ok(d.clone());
+    }
+    let mut c = cargo();
+    c.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let out = c.output().map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let dir = parse_target_directory(&out.stdout)?;
+    Ok(DIR.get_or_init(|| dir).clone())
+}
+
+/// `target_directory` out of `cargo metadata`'s JSON.
+fn parse_target_directory(json: &[u8]) -> Result<PathBuf> {
+    let v: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| format!("cargo metadata output: {e}"))?;
+    v.get("target_directory")
+        .and_then(|d| d.as_str())
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata output has no target_directory".into())
+}
+
 /// `$CARGO` (or `cargo`), run from the workspace root.
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -82,4 +117,23 @@ fn step(what: &str, args: &[&str]) -> Result {
     let mut c = cargo();
     c.args(args);
     run(c, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_directory_is_read_from_metadata() {
+        let json = br#"{"packages":[],"target_directory":"/tmp/tgt","version":1}"#;
+        assert_eq!(parse_target_directory(json), Ok(PathBuf::from("/tmp/tgt")));
+        assert!(parse_target_directory(br#"{"version":1}"#).is_err());
+        assert!(parse_target_directory(b"not json").is_err());
+    }
+
+    #[test]
+    fn target_dir_is_absolute() {
+        let d = target_dir().expect("cargo metadata");
+        assert!(d.is_absolute(), "{}", d.display());
+    }
 }
