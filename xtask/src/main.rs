@@ -16,6 +16,7 @@ mod demo;
 mod fuzz;
 mod interop;
 mod sans_io;
+mod source;
 mod test;
 
 use std::path::{Path, PathBuf};
