@@ -1,31 +1,76 @@
-//! Child processes (real peers and the `netkit` binary), killed on drop, with
+//! Child processes (real peers and the `netkit` binary), stopped on drop, with
 //! bounded waits for their output.
+//!
+//! # Process groups and stopping
+//!
+//! [`Peer::spawn`] starts the child in a process group of its own (its pgid is
+//! its pid), so that whatever it forks (nginx workers, nsd's server processes)
+//! can be stopped with it. [`Peer::stop`], and dropping a [`Peer`], send SIGTERM
+//! to the whole group, wait up to [`STOP_GRACE`] for the child and every other
+//! member to exit, SIGKILL what is left of the group, and reap the child: no
+//! peer process outlives its test holding a port. [`Peer::signal`] still
+//! signals the direct child only (the `netkit` binary's own signal handling is
+//! under test there); [`Peer::signal_group`] signals the group.
+//!
+//! Being in a group of its own, a peer no longer gets the terminal's Ctrl-C;
+//! instead it is tied to the test process: it is spawned from one thread that
+//! lives as long as the process, with `PR_SET_PDEATHSIG` set to SIGTERM, so when
+//! the test process dies without dropping its peers (Ctrl-C, a CI timeout's
+//! SIGKILL), each peer gets SIGTERM (and nginx or nsd stop their own children
+//! on it).
+//!
+//! # Output
+//!
+//! stdout is read line by line ([`Peer::next_line`], [`Peer::wait_line`]) and
+//! stderr collected ([`Peer::stderr`]) by two reader threads. Once
+//! [`Peer::wait_exit`] or [`Peer::stop`] has returned an exit status, both
+//! readers have reached end of file (waited for within the time left, and at
+//! least [`OUTPUT_GRACE`]), so `stderr()` holds everything the child wrote. The
+//! one exception: another live process of the group (a grandchild) may hold the
+//! pipes open after the child exited; `wait_exit` then gives the readers at
+//! most 200 ms more instead of waiting for an end of file that may not come.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A running child process; killed (and reaped) on drop.
+/// How long [`Peer::stop`] (and drop) waits after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The least time [`Peer::wait_exit`] gives the output readers to reach end of
+/// file once the child has exited, even when its limit is (nearly) spent.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// A running child process in its own process group; the group is stopped (and
+/// the child reaped) on drop. See the module docs.
 #[derive(Debug)]
 pub struct Peer {
     name: String,
     child: Option<Child>,
     lines: mpsc::Receiver<String>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    /// Disconnected once both reader threads have ended (each holds a sender).
+    readers: mpsc::Receiver<()>,
 }
 
 impl Peer {
-    /// Spawns `cmd` with piped stdout/stderr (stdin piped too).
+    /// Spawns `cmd` in a new process group with piped stdin, stdout and stderr.
     pub fn spawn(name: &str, mut cmd: Command) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn()?;
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = spawn_tied(cmd)?;
         let (tx, rx) = mpsc::channel();
+        let (done, readers) = mpsc::channel::<()>();
         let out = child.stdout.take().expect("piped stdout");
+        let done_out = done.clone();
         std::thread::spawn(move || {
+            let _done = done_out;
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
@@ -33,10 +78,11 @@ impl Peer {
                 }
             }
         });
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
         let err = child.stderr.take().expect("piped stderr");
         let sink = stderr.clone();
         std::thread::spawn(move || {
+            let _done = done;
             let mut r = BufReader::new(err);
             let mut buf = [0u8; 4096];
             while let Ok(n) = r.read(&mut buf) {
@@ -53,6 +99,7 @@ impl Peer {
             child: Some(child),
             lines: rx,
             stderr,
+            readers,
         })
     }
 
@@ -73,12 +120,13 @@ impl Peer {
         }
     }
 
-    /// What the child wrote to stderr so far.
+    /// What the child wrote to stderr so far (all of it once [`Self::wait_exit`]
+    /// or [`Self::stop`] returned a status).
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// The child's pid.
+    /// The child's pid (also its process group id).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -88,45 +136,193 @@ impl Peer {
         self.child.as_mut().and_then(|c| c.stdin.take())
     }
 
-    /// Sends a signal to the child.
-    #[allow(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
+    /// Sends a signal to the direct child only, not to the rest of its process
+    /// group (see [`Self::signal_group`]).
     pub fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
-            // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, sig);
-            }
+            kill(c.id() as libc::pid_t, sig);
         }
     }
 
-    /// Waits (at most `limit`) for the child to exit; `None` if it did not.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+    /// Sends a signal to the child's whole process group (the child and all it
+    /// forked, unless they left the group).
+    pub fn signal_group(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            kill(-(c.id() as libc::pid_t), sig);
+        }
+    }
+
+    /// Waits (at most `limit`) for the child to exit; `None` if it did not. With
+    /// a status, the stdout and stderr readers have also finished (waited for in
+    /// the time left, at least [`OUTPUT_GRACE`]), so [`Self::stderr`] and the
+    /// stdout lines are complete, unless another process of the group still
+    /// holds the pipes.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let end = Instant::now() + limit;
         let child = self.child.as_mut()?;
-        loop {
+        let status = loop {
             if let Ok(Some(st)) = child.try_wait() {
-                return Some(st);
+                break st;
             }
             if Instant::now() >= end {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(10));
+        };
+        let pgid = child.id() as libc::pid_t;
+        // Another live process of the group may hold the pipes open: then do
+        // not wait for an end of file that may never come.
+        let until = if group_alive(pgid) {
+            end.min(Instant::now() + Duration::from_millis(200))
+        } else {
+            end.max(Instant::now() + OUTPUT_GRACE)
+        };
+        self.wait_readers(until);
+        Some(status)
+    }
+
+    /// Stops the child's process group: SIGTERM to the group, up to
+    /// [`STOP_GRACE`] for the child and every other member to exit, then
+    /// SIGKILL to what is left; reaps the child and waits (bounded) for its
+    /// output readers. Returns the child's exit status; calling it again (or
+    /// dropping the peer afterwards) returns the same status and sends nothing.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let pgid = child.id() as libc::pid_t;
+        let exited = |c: &mut Child| matches!(c.try_wait(), Ok(Some(_)));
+        // An unreaped child keeps the group id ours; once reaped, signal only a
+        // group that still has live members.
+        if !exited(child) || group_alive(pgid) {
+            kill(-pgid, libc::SIGTERM);
+            let end = Instant::now() + STOP_GRACE;
+            loop {
+                if exited(child) && !group_alive(pgid) {
+                    break;
+                }
+                if Instant::now() >= end {
+                    kill(-pgid, libc::SIGKILL);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
+        let status = child.wait().ok();
+        self.wait_readers(Instant::now() + OUTPUT_GRACE);
+        status
     }
 
     /// The name given at spawn.
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Waits until both output readers have ended, or until `until`.
+    fn wait_readers(&self, until: Instant) {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.readers.recv_timeout(left) {
+                Ok(()) => continue,
+                Err(RecvTimeoutError::Disconnected | RecvTimeoutError::Timeout) => return,
+            }
+        }
+    }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let _ = self.stop();
     }
+}
+
+/// Spawns `cmd` so that the child gets SIGTERM when this process dies: from a
+/// thread that lives as long as the process (`PR_SET_PDEATHSIG` fires when the
+/// thread that forked the child ends, and test threads end with their test,
+/// while a peer may be shared between tests), with the death signal set in the
+/// child before `exec`.
+fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("peer-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("start the peer-spawner thread");
+        tx
+    });
+    let parent = std::process::id() as libc::pid_t;
+    #[allow(unsafe_code, reason = "pre_exec and prctl(2) have no safe wrappers")]
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (prctl, getppid), touching no memory
+    // shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the line above: then no signal
+            // comes, so do not start at all.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the test process is gone"));
+            }
+            Ok(())
+        });
+    }
+    let (reply, result) = mpsc::channel();
+    spawner
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("the peer-spawner thread is gone"))?;
+    result
+        .recv()
+        .map_err(|_| std::io::Error::other("the peer-spawner thread is gone"))?
+}
+
+/// kill(2); whether it succeeded (errno says why not).
+#[allow(unsafe_code, reason = "kill(2) has no safe wrapper in std")]
+fn kill(pid: libc::pid_t, sig: i32) -> bool {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// The state letter (`R`, `S`, `Z`...) and the process group of a
+/// `/proc/PID/stat` line.
+fn proc_stat(stat: &str) -> Option<(char, libc::pid_t)> {
+    // `PID (COMM) STATE PPID PGRP ...`; COMM may hold spaces and parentheses.
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let pgrp = f.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether process group `pgid` has a member that is not a zombie.
+fn group_alive(pgid: libc::pid_t) -> bool {
+    if !kill(-pgid, 0) && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    // Zombies are members too until reaped (and an init that does not reap
+    // leaves them forever): look for a live one.
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    rd.flatten().any(|e| {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            return false;
+        }
+        std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| proc_stat(&s))
+            .is_some_and(|(state, pgrp)| pgrp == pgid && !matches!(state, 'Z' | 'X'))
+    })
 }
 
 /// A temporary directory removed on drop.
@@ -177,7 +373,7 @@ pub fn have(tool: &str, version_arg: &str) -> bool {
 /// A child still running after `limit` is killed and fails the test: a hang is a
 /// bug, not a slow test.
 pub fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> (i32, Vec<u8>, String) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -232,4 +428,140 @@ pub fn openssl_s_server(cert: &Path, key: &Path, extra: &[&str], limit: Duration
     p.wait_line(limit, |l| l.contains("ACCEPT"))
         .unwrap_or_else(|| panic!("s_server did not start: {}", p.stderr()));
     (p, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn sh(script: &str) -> Peer {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        Peer::spawn("sh", cmd).expect("spawn sh")
+    }
+
+    /// Whether `pid` is gone or a zombie.
+    fn dead(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            matches!(proc_stat(&s), Some(('Z' | 'X', _)) | None)
+        })
+    }
+
+    fn wait_dead(pid: u32) -> bool {
+        let end = Instant::now() + LIMIT;
+        while Instant::now() < end {
+            if dead(pid) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn reads_state_and_group_from_proc_stat() {
+        let line = "4242 (a) b (c)) S 1 4240 4240 0 -1 4194560 100 0 0 0";
+        assert_eq!(proc_stat(line), Some(('S', 4240)));
+        assert_eq!(proc_stat("garbage"), None);
+    }
+
+    #[test]
+    fn drop_stops_the_whole_process_group() {
+        let p = sh("sleep 60 & echo $!; wait");
+        let grandchild: u32 = p.next_line(LIMIT).expect("pid line").parse().expect("pid");
+        assert!(!dead(grandchild));
+        let t = Instant::now();
+        drop(p);
+        assert!(t.elapsed() < STOP_GRACE, "took {:?}", t.elapsed());
+        assert!(
+            wait_dead(grandchild),
+            "sleep {grandchild} outlived its peer"
+        );
+    }
+
+    /// The helper half of `peers_die_with_the_test_process`: run in a child test
+    /// process, it starts a peer, prints the peer's pid and waits to be killed.
+    #[test]
+    fn peer_owner_helper() {
+        if std::env::var_os("NETKIT_PEER_OWNER_HELPER").is_none() {
+            return;
+        }
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        let p = Peer::spawn("sleep", cmd).expect("spawn sleep");
+        println!("peer pid {}", p.pid());
+        std::thread::sleep(LIMIT);
+    }
+
+    #[test]
+    fn peers_die_with_the_test_process() {
+        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+        cmd.args(["--exact", "peer::tests::peer_owner_helper", "--nocapture"])
+            .env("NETKIT_PEER_OWNER_HELPER", "1");
+        let mut owner = Peer::spawn("test process", cmd).expect("spawn helper");
+        let line = owner
+            .wait_line(LIMIT, |l| l.starts_with("peer pid "))
+            .unwrap_or_else(|| panic!("no pid line: {}", owner.stderr()));
+        let pid: u32 = line["peer pid ".len()..].trim().parse().expect("pid");
+        assert!(!dead(pid));
+        // Killed outright: no destructor runs in the helper.
+        owner.signal(libc::SIGKILL);
+        assert!(owner.wait_exit(LIMIT).is_some());
+        assert!(
+            wait_dead(pid),
+            "peer {pid} outlived the process that started it"
+        );
+    }
+
+    #[test]
+    fn stop_kills_a_group_that_ignores_sigterm() {
+        let mut p = sh("trap '' TERM; sleep 60 & echo $!; wait");
+        let grandchild: u32 = p.next_line(LIMIT).expect("pid line").parse().expect("pid");
+        let t = Instant::now();
+        let st = p.stop().expect("a status");
+        assert!(t.elapsed() >= STOP_GRACE, "took {:?}", t.elapsed());
+        assert!(!st.success());
+        assert!(
+            wait_dead(grandchild),
+            "sleep {grandchild} outlived its peer"
+        );
+        // Again: the same status, nothing sent.
+        assert_eq!(p.stop(), Some(st));
+    }
+
+    #[test]
+    fn signal_reaches_only_the_child_and_signal_group_all() {
+        let mut p = sh("sleep 60 & echo $!; wait");
+        let grandchild: u32 = p.next_line(LIMIT).expect("pid line").parse().expect("pid");
+        p.signal(libc::SIGTERM);
+        assert!(p.wait_exit(LIMIT).is_some());
+        assert!(!dead(grandchild), "signal() reached the grandchild");
+        p.signal_group(libc::SIGTERM);
+        assert!(wait_dead(grandchild));
+    }
+
+    #[test]
+    fn stderr_is_complete_once_wait_exit_returns() {
+        for i in 0..20 {
+            let mut p = sh(&format!("echo out {i}; echo 'alert {i}' >&2; exit 3"));
+            let st = p.wait_exit(LIMIT).expect("exits");
+            assert_eq!(st.code(), Some(3));
+            assert_eq!(p.stderr(), format!("alert {i}\n"));
+            assert_eq!(p.next_line(Duration::ZERO), Some(format!("out {i}")));
+        }
+    }
+
+    #[test]
+    fn wait_exit_is_not_held_by_a_grandchild_keeping_the_pipes() {
+        let mut p = sh("sleep 60 & echo started >&2; exit 0");
+        let t = Instant::now();
+        assert!(p.wait_exit(LIMIT).is_some());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
 }
