@@ -1,5 +1,5 @@
 //! Child processes (real peers and the `netkit` binary), stopped on drop, with
-//! bounded waits for their output.
+//! bounded waits for their output and readiness.
 //!
 //! # Process groups and stopping
 //!
@@ -29,8 +29,18 @@
 //! one exception: another live process of the group (a grandchild) may hold the
 //! pipes open after the child exited; `wait_exit` then gives the readers at
 //! most 200 ms more instead of waiting for an end of file that may not come.
+//!
+//! # Readiness
+//!
+//! A peer is ready when it answers, not when it prints something: [`wait_tcp`]
+//! connects until a connection is accepted, [`wait_udp_dns`] sends a minimal DNS
+//! query until an answer with its ID comes back, and [`Peer::wait_ready`] polls
+//! any such probe while failing early, with the peer's stderr, if the peer
+//! exited. Waiting for a stdout line ([`Peer::wait_line`]) stays for peers that
+//! announce themselves (`openssl s_server`'s `ACCEPT`, `netkit listen`).
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -117,6 +127,39 @@ impl Peer {
             if pred(&line) {
                 return Some(line);
             }
+        }
+    }
+
+    /// Polls `probe` (every 50 ms, at most `limit`) until it says the peer is
+    /// ready, e.g. `|| wait_tcp(addr, Duration::ZERO)`.
+    ///
+    /// # Panics
+    ///
+    /// When the peer exits first, at once, with its stderr; when `limit` passes,
+    /// with its stderr too.
+    #[track_caller]
+    pub fn wait_ready(&self, limit: Duration, probe: impl Fn() -> bool) {
+        let end = Instant::now() + limit;
+        loop {
+            if probe() {
+                return;
+            }
+            if self.exited() {
+                self.wait_readers(Instant::now() + OUTPUT_GRACE);
+                panic!(
+                    "{} exited before it was ready; stderr:\n{}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "{} not ready after {limit:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -214,6 +257,15 @@ impl Peer {
     /// The name given at spawn.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the child has exited (a zombie or gone), without reaping it.
+    fn exited(&self) -> bool {
+        let Some(c) = &self.child else { return true };
+        match std::fs::read_to_string(format!("/proc/{}/stat", c.id())) {
+            Ok(stat) => proc_stat(&stat).is_none_or(|(s, _)| s == 'Z' || s == 'X'),
+            Err(_) => true,
+        }
     }
 
     /// Waits until both output readers have ended, or until `until`.
@@ -323,6 +375,99 @@ fn group_alive(pgid: libc::pid_t) -> bool {
             .and_then(|s| proc_stat(&s))
             .is_some_and(|(state, pgrp)| pgrp == pgid && !matches!(state, 'Z' | 'X'))
     })
+}
+
+/// Whether a TCP connection to `addr` is accepted, trying (every 20 ms) for at
+/// most `limit`; one attempt when `limit` is zero. The probe connection is closed
+/// at once: a peer that serves one connection at a time (`openssl s_server`)
+/// sees it as a client that left.
+pub fn wait_tcp(addr: SocketAddr, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let attempt = left.clamp(Duration::from_millis(100), Duration::from_secs(1));
+        if TcpStream::connect_timeout(&addr, attempt).is_ok() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a DNS server answers on UDP `addr`: sends a minimal query (`. IN
+/// SOA`, RD clear) every 50 ms for at most `limit` (once when `limit` is zero)
+/// and returns true on the first response (QR set) carrying the query's ID,
+/// whatever its RCODE (a REFUSED answer shows the server is up too).
+pub fn wait_udp_dns(addr: SocketAddr, limit: Duration) -> bool {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let Ok(sock) = UdpSocket::bind(bind) else {
+        return false;
+    };
+    if sock.connect(addr).is_err()
+        || sock
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .is_err()
+    {
+        return false;
+    }
+    let id = query_id();
+    let query = dns_probe_query(id);
+    let end = Instant::now() + limit;
+    let mut buf = [0u8; 512];
+    loop {
+        let sent = Instant::now();
+        let _ = sock.send(&query);
+        // Read until this round's 50 ms are up (a refused port errors at once).
+        while sent.elapsed() < Duration::from_millis(50) {
+            match sock.recv(&mut buf) {
+                Ok(n) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => {
+                    return true;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50).saturating_sub(sent.elapsed()))
+                }
+            }
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+    }
+}
+
+/// A query ID that differs between calls and processes.
+fn query_id() -> u16 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let x = nanos ^ std::process::id().rotate_left(16) ^ n.wrapping_mul(0x9e37_79b9);
+    (x ^ (x >> 16)) as u16
+}
+
+/// The 17-byte DNS query [`wait_udp_dns`] sends: header with `id`, no flags
+/// (RD clear), one question: the root name, type SOA (6), class IN (1).
+pub fn dns_probe_query(id: u16) -> [u8; 17] {
+    let [a, b] = id.to_be_bytes();
+    [
+        a, b, // ID
+        0, 0, // QR=0 OPCODE=0 AA=0 TC=0 RD=0, RA=0 Z=0 RCODE=0
+        0, 1, // QDCOUNT
+        0, 0, // ANCOUNT
+        0, 0, // NSCOUNT
+        0, 0, // ARCOUNT
+        0, // QNAME: the root
+        0, 6, // QTYPE SOA
+        0, 1, // QCLASS IN
+    ]
 }
 
 /// A temporary directory removed on drop.
@@ -563,5 +708,86 @@ mod tests {
             "took {:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn wait_ready_fails_early_with_stderr() {
+        let p = sh("echo 'bad config' >&2; exit 1");
+        let t = Instant::now();
+        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            p.wait_ready(LIMIT, || false)
+        }))
+        .expect_err("wait_ready panics");
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            t.elapsed()
+        );
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("exited before it was ready") && msg.contains("bad config"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wait_tcp_probes_a_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        assert!(wait_tcp(addr, LIMIT));
+        drop(l);
+        let t = Instant::now();
+        assert!(!wait_tcp(addr, Duration::from_millis(200)));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn dns_probe_query_is_dot_in_soa() {
+        let q = dns_probe_query(0xabcd);
+        assert_eq!(q.len(), 17);
+        assert_eq!(&q[..4], &[0xab, 0xcd, 0, 0]);
+        assert_eq!(&q[4..6], &[0, 1]);
+        assert_eq!(&q[12..], &[0, 0, 6, 0, 1]);
+    }
+
+    #[test]
+    fn wait_udp_dns_needs_a_response_with_the_id() {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = srv.local_addr().unwrap();
+        let responder = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            // The first query is echoed as is (not a response), the second one
+            // answered with another ID, the third one answered properly.
+            for round in 0..3 {
+                let (n, from) = srv.recv_from(&mut buf).unwrap();
+                let mut reply = buf[..n].to_vec();
+                if round >= 1 {
+                    reply[2] |= 0x80;
+                }
+                if round == 1 {
+                    reply[0] ^= 0xff;
+                }
+                srv.send_to(&reply, from).unwrap();
+            }
+        });
+        assert!(wait_udp_dns(addr, LIMIT));
+        responder.join().unwrap();
+        let t = Instant::now();
+        assert!(!wait_udp_dns(addr, Duration::from_millis(200)));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn free_tcp_udp_port_binds_both() {
+        // The port is free when returned; a concurrent test binding port 0 may
+        // still take it before we bind it again, hence a few tries.
+        let both = (0..5).any(|_| {
+            let port = crate::free_tcp_udp_port();
+            let t = std::net::TcpListener::bind(("127.0.0.1", port));
+            let u = UdpSocket::bind(("127.0.0.1", port));
+            t.is_ok() && u.is_ok()
+        });
+        assert!(both, "free_tcp_udp_port gave no port bindable with both");
+        assert_ne!(crate::free_udp_port(), 0);
     }
 }
