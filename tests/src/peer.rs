@@ -38,6 +38,13 @@
 //! any such probe while failing early, with the peer's stderr, if the peer
 //! exited. Waiting for a stdout line ([`Peer::wait_line`]) stays for peers that
 //! announce themselves (`openssl s_server`'s `ACCEPT`, `netkit listen`).
+//!
+//! # Missing programs
+//!
+//! [`have`] tells whether a peer program is installed. Outside CI a missing one
+//! skips the test, loudly; when the `CI` environment variable is set (`.ci/run`
+//! sets it, after installing every peer), a missing one fails the test, naming
+//! the Debian package to install.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -498,9 +505,30 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether `tool` runs (`tool version_arg`). When it does not, says so loudly on
-/// stderr: `.ci/run` installs every tool the tests use, so a skip there is a bug,
-/// and a developer machine without the tool should see why a test did nothing.
+/// Whether tests run under CI: `CI` set to anything but empty, `0` or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// The Debian package that provides `tool`.
+fn package_of(tool: &str) -> &str {
+    match tool {
+        "dig" | "nslookup" => "bind9-dnsutils",
+        "kdig" => "knot-dnsutils",
+        "nsd" | "nsd-control" => "nsd",
+        "ss" | "ip" => "iproute2",
+        other => other,
+    }
+}
+
+/// Whether `tool` runs (`tool version_arg`).
+///
+/// When it does not: under CI (see [`in_ci`]; `.ci/run` installs every tool the
+/// tests use, so a missing one is a bug there) this panics, failing the test
+/// with the package to install; elsewhere it says on stderr that the test is
+/// SKIPPED and returns false, so a developer machine without the tool sees why
+/// a test did nothing.
+#[track_caller]
 pub fn have(tool: &str, version_arg: &str) -> bool {
     let ok = Command::new(tool)
         .arg(version_arg)
@@ -509,7 +537,14 @@ pub fn have(tool: &str, version_arg: &str) -> bool {
         .status()
         .is_ok();
     if !ok {
-        eprintln!("SKIPPED: `{tool}` is not installed (apt-get install it; .ci/run does)");
+        let pkg = package_of(tool);
+        if in_ci() {
+            panic!(
+                "`{tool}` is not installed, and CI is set: a peer test cannot be skipped \
+                 in CI (apt-get install {pkg}; .ci/run should have)"
+            );
+        }
+        eprintln!("SKIPPED: `{tool}` is not installed (apt-get install {pkg}; .ci/run does)");
     }
     ok
 }
@@ -775,6 +810,19 @@ mod tests {
         let t = Instant::now();
         assert!(!wait_udp_dns(addr, Duration::from_millis(200)));
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn have_skips_outside_ci_and_fails_in_ci() {
+        let r = std::panic::catch_unwind(|| have("netkit-no-such-tool", "--version"));
+        if in_ci() {
+            let msg = r.expect_err("have() panics in CI");
+            let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains("apt-get install netkit-no-such-tool"), "{msg}");
+        } else {
+            assert_eq!(r.ok(), Some(false));
+        }
+        assert!(have("true", "--version"));
     }
 
     #[test]
