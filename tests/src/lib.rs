@@ -11,8 +11,11 @@ pub mod pki;
 pub mod servers;
 pub mod tls_client;
 
-use std::net::{SocketAddr, TcpListener};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 /// A free TCP port on 127.0.0.1 (bound then released; peers that take a port
 /// argument race only with other processes, which loopback tests accept).
@@ -23,29 +26,80 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
-/// Path of a workspace binary built by cargo (`netkit`, ...), building it if needed.
+/// A free UDP port on 127.0.0.1 (bound then released, as [`free_port`]).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind udp 127.0.0.1:0")
+}
+
+/// A port on 127.0.0.1 free for both TCP and UDP at once (bound with both, then
+/// released), for a peer that listens on both, such as a DNS server.
+pub fn free_tcp_udp_port() -> u16 {
+    for _ in 0..100 {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().expect("local_addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP on 127.0.0.1 in 100 tries");
+}
+
+/// Path of a workspace binary (`netkit`, `netkit-pki`...), built first.
+///
+/// The first call for a `name` in a process runs `cargo build --quiet --bin
+/// NAME` (with `--release` when the tests are built in release), a quick no-op
+/// when the binary is up to date, so a test never runs a binary older than the
+/// sources; later calls return at once. Concurrent callers wait for the build.
+/// The binary is looked for under [`target_dir`].
 pub fn bin(name: &str) -> PathBuf {
-    let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let path = target.join(profile).join(name);
-    if !path.exists() {
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.current_dir(&root)
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let release = !cfg!(debug_assertions);
+    let path = target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.contains(name) {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace_root())
             .args(["build", "--quiet", "--bin", name]);
-        if profile == "release" {
+        if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build --bin {name} failed");
+        built.insert(name.to_string());
     }
     path
+}
+
+/// Cargo's target directory as `cargo metadata` reports it (so that
+/// `CARGO_TARGET_DIR`, `build.target-dir` in a config file and the like are
+/// honoured), asked once per process.
+pub fn target_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            out.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+        let dir = v
+            .get("target_directory")
+            .and_then(|d| d.as_str())
+            .expect("cargo metadata has target_directory");
+        PathBuf::from(dir)
+    })
+    .clone()
 }
 
 /// The workspace root (the parent of this crate).
@@ -74,4 +128,20 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// Parses the `listening on ADDR` line the CLI prints first.
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     line.trim().strip_prefix("listening on ")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bin_builds_into_the_target_dir() {
+        let dir = super::target_dir();
+        assert!(dir.is_absolute(), "{}", dir.display());
+        let netkit = super::bin("netkit");
+        assert!(netkit.starts_with(&dir), "{}", netkit.display());
+        assert!(netkit.exists(), "{}", netkit.display());
+        // Later calls do not build again.
+        let t = std::time::Instant::now();
+        assert_eq!(super::bin("netkit"), netkit);
+        assert!(t.elapsed() < std::time::Duration::from_millis(50));
+    }
 }

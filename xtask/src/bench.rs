@@ -1,0 +1,63 @@
+//! `cargo xtask bench [tcp|tls] [ARGS]`: the side-by-side benchmarks (release build).
+
+use std::process::Command;
+
+use crate::{Result, root, run as run_cmd, step, target_dir};
+
+/// Runs the benchmark `tcp` (the default) or `tls` with the remaining arguments.
+pub(crate) fn run(args: &[String]) -> Result {
+    let (which, rest) = match args.split_first() {
+        Some((w, r)) if !w.starts_with('-') => (w.as_str(), r),
+        _ => ("tcp", args),
+    };
+    match which {
+        "tcp" => {
+            step(
+                "build benchmark binaries (release)",
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "netkit-bench",
+                    "-p",
+                    "netkit-cli",
+                ],
+            )?;
+            let mut c = Command::new(target_dir()?.join("release/bench-tcp"));
+            c.current_dir(root()).args(rest);
+            default_out(&mut c, rest, "tcp.json")?;
+            run_cmd(c, "bench tcp")
+        }
+        "tls" => {
+            step(
+                "build benchmark binaries (release)",
+                &["build", "--release", "-p", "netkit-bench"],
+            )?;
+            // In memory first (netkit-tls against a plain rustls loop, and idle heap
+            // per session), then over loopback against tokio-rustls, Bun and
+            // openssl s_server. `--quick` is understood by both; other arguments
+            // go to the loopback runner.
+            let mut c = Command::new(target_dir()?.join("release/bench-tls-mem"));
+            c.current_dir(root());
+            if rest.iter().any(|a| a == "--quick") {
+                c.arg("--quick");
+            }
+            run_cmd(c, "bench tls (in memory)")?;
+            let mut c = Command::new(target_dir()?.join("release/bench-tcp"));
+            c.current_dir(root()).arg("--tls").args(rest);
+            default_out(&mut c, rest, "tls.json")?;
+            run_cmd(c, "bench tls (loopback)")
+        }
+        other => Err(format!("unknown benchmark {other:?} (have: tcp, tls)")),
+    }
+}
+
+/// Unless the caller chose `--out`, writes bench-tcp's JSON to `bench/FILE` under
+/// the target directory (bench-tcp's own default is `target/bench/...` relative
+/// to the root, wrong when the target directory is elsewhere).
+fn default_out(c: &mut Command, rest: &[String], file: &str) -> Result {
+    if !rest.iter().any(|a| a == "--out" || a.starts_with("--out=")) {
+        c.arg("--out").arg(target_dir()?.join("bench").join(file));
+    }
+    Ok(())
+}
