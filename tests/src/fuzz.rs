@@ -168,9 +168,9 @@ fn tls_configs() -> &'static (ClientConfig, ServerConfig) {
             rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("test certificate");
         let cert = Pem::new("fuzz.pem", id.cert.pem());
         let key = Pem::new("fuzz.key", id.signing_key.serialize_pem());
-        let server = netkit_tls::server_config(&ServerOptions::new(cert.clone(), key))
+        let server = netkit_sys::tls::server_config(&ServerOptions::new(cert.clone(), key))
             .expect("server config");
-        let client = netkit_tls::client_config(&ClientOptions {
+        let client = netkit_sys::tls::client_config(&ClientOptions {
             ca: Some(cert),
             ..ClientOptions::default()
         })

@@ -293,7 +293,7 @@ fn unix_half_close(d: Driver) {
 fn a_bad_tls_server_name_is_a_connect_error(d: Driver) {
     let mut opts = ConnectOptions::new("127.0.0.1", closed_port());
     opts.tls = Some(netkit_sys::ClientTls {
-        config: netkit_tls::client_config(&netkit_tls::ClientOptions::default()).unwrap(),
+        config: netkit_sys::tls::client_config(&netkit_tls::ClientOptions::default()).unwrap(),
         server_name: Some("not a name!".into()),
     });
     let log = run_client(d, opts, None);

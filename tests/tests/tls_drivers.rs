@@ -25,8 +25,8 @@ fn setup() -> Setup {
     let cert = Pem::new("cert.pem", id.cert.pem());
     let key = Pem::new("key.pem", id.signing_key.serialize_pem());
     Setup {
-        server: netkit_tls::server_config(&ServerOptions::new(cert.clone(), key)).unwrap(),
-        client: netkit_tls::client_config(&ClientOptions {
+        server: netkit_sys::tls::server_config(&ServerOptions::new(cert.clone(), key)).unwrap(),
+        client: netkit_sys::tls::client_config(&ClientOptions {
             ca: Some(cert),
             ..ClientOptions::default()
         })

@@ -174,7 +174,7 @@ fn a_bad_record_after_valid_data_closes_the_cli_connection() {
     let pki = Pki::new();
     let (srv, addr) = tls_listen(&pki.localhost);
     let baseline = fds_of(srv.pid());
-    let config = netkit_tls::client_config(&ClientOptions {
+    let config = netkit_sys::tls::client_config(&ClientOptions {
         ca: Some(pem(&pki.ca)),
         ..ClientOptions::default()
     })
@@ -207,7 +207,7 @@ fn netkit_connect_fails_on_a_bad_record_after_valid_data() {
     let pki = Pki::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = netkit_tls::server_config(&ServerOptions::new(
+    let server = netkit_sys::tls::server_config(&ServerOptions::new(
         pem(&pki.localhost.cert),
         pem(&pki.localhost.key),
     ))
@@ -351,7 +351,7 @@ fn mtls_server_config(pki: &Pki, reject_unauthorized: bool) -> netkit_tls::Serve
     opts.ca = Some(pem(&pki.ca));
     opts.request_cert = true;
     opts.reject_unauthorized = reject_unauthorized;
-    netkit_tls::server_config(&opts).expect("mTLS server config")
+    netkit_sys::tls::server_config(&opts).expect("mTLS server config")
 }
 
 /// `openssl s_client` to `addr`, verifying the server against `pki.ca`, with
@@ -662,7 +662,7 @@ impl netkit_smol::Handler for RevClient {
 /// Connects a `RevClient` to `localhost:port` over TLS on driver `d`, trusting
 /// `pki.ca` and presenting `identity`; returns its event log once it is done.
 fn rev_client(d: Driver, port: u16, pki: &Pki, identity: Option<&Identity>) -> Vec<String> {
-    let config = netkit_tls::client_config(&ClientOptions {
+    let config = netkit_sys::tls::client_config(&ClientOptions {
         ca: Some(pem(&pki.ca)),
         identity: identity.map(|id| (pem(&id.cert), pem(&id.key))),
         ..ClientOptions::default()

@@ -25,7 +25,7 @@ fn pem(path: &Path) -> Pem {
 
 /// A client configuration trusting only `pki`'s CA.
 fn client_config(pki: &Pki, alpn: &[&[u8]]) -> ClientConfig {
-    netkit_tls::client_config(&ClientOptions {
+    netkit_sys::tls::client_config(&ClientOptions {
         ca: Some(pem(&pki.ca)),
         alpn: alpn.iter().map(|p| p.to_vec()).collect(),
         ..ClientOptions::default()
@@ -36,7 +36,7 @@ fn client_config(pki: &Pki, alpn: &[&[u8]]) -> ClientConfig {
 fn server_config(id: &Identity, alpn: &[&[u8]]) -> ServerConfig {
     let mut opts = ServerOptions::new(pem(&id.cert), pem(&id.key));
     opts.alpn = alpn.iter().map(|p| p.to_vec()).collect();
-    netkit_tls::server_config(&opts).unwrap()
+    netkit_sys::tls::server_config(&opts).unwrap()
 }
 
 /// The DER of the (single) certificate in a PEM file.

@@ -143,7 +143,9 @@ pub struct ServerOptions {
     pub alpn: Vec<Vec<u8>>,
     /// Where to log session secrets (`SSLKEYLOGFILE`); the driver supplies it.
     pub key_log: Option<Arc<dyn KeyLog>>,
-    /// The wall clock for certificate validity; rustls's system clock when `None`.
+    /// The wall clock for certificate validity and ticket lifetimes. Required:
+    /// the crate reads no clock (the drivers' `netkit_sys::tls` functions
+    /// supply the system's).
     pub time: Option<Arc<dyn TimeProvider>>,
 }
 
@@ -194,7 +196,9 @@ pub struct ClientOptions {
     pub session_resumption: bool,
     /// Where to log session secrets (`SSLKEYLOGFILE`); the driver supplies it.
     pub key_log: Option<Arc<dyn KeyLog>>,
-    /// The wall clock for certificate validity; rustls's system clock when `None`.
+    /// The wall clock for certificate validity and ticket lifetimes. Required:
+    /// the crate reads no clock (the drivers' `netkit_sys::tls` functions
+    /// supply the system's).
     pub time: Option<Arc<dyn TimeProvider>>,
 }
 
@@ -275,8 +279,16 @@ fn roots(ca: Option<&Pem>) -> Result<RootCertStore, Error> {
     Ok(store)
 }
 
-fn default_time() -> Arc<dyn TimeProvider> {
-    Arc::new(rustls::time_provider::DefaultTimeProvider)
+/// The configured wall clock; this crate reads none of its own (time comes
+/// from the driver, like everything else from outside).
+fn clock(time: &Option<Arc<dyn TimeProvider>>) -> Result<Arc<dyn TimeProvider>, Error> {
+    time.clone().ok_or_else(|| {
+        Error::Config(
+            "no wall clock: set `time` (netkit_sys::tls::client_config and \
+             server_config supply the system's)"
+                .into(),
+        )
+    })
 }
 
 fn config_error(e: rustls::Error) -> Error {
@@ -291,7 +303,7 @@ fn config_error(e: rustls::Error) -> Error {
 /// Builds a client configuration.
 pub fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error> {
     let provider = provider();
-    let time = opts.time.clone().unwrap_or_else(default_time);
+    let time = clock(&opts.time)?;
     let store = Arc::new(roots(opts.ca.as_ref())?);
     let verifier = WebPkiServerVerifier::builder_with_provider(store, provider.clone())
         .build()
@@ -332,7 +344,7 @@ pub fn client_config(opts: &ClientOptions) -> Result<ClientConfig, Error> {
 /// Builds a server configuration.
 pub fn server_config(opts: &ServerOptions) -> Result<ServerConfig, Error> {
     let provider = provider();
-    let time = opts.time.clone().unwrap_or_else(default_time);
+    let time = clock(&opts.time)?;
     let chain = opts.cert.certificates()?;
     let key = opts.key.private_key()?;
     let builder = rustls::ServerConfig::builder_with_details(provider.clone(), time.clone())

@@ -16,14 +16,28 @@
 //! A client and a server talking in memory:
 //!
 //! ```
+//! use std::sync::Arc;
 //! use netkit_tls::{ClientOptions, Pem, ServerOptions, TlsEvent, TlsSession};
+//! use netkit_tls::rustls::{pki_types::UnixTime, time_provider::TimeProvider};
+//!
+//! // Time comes from the caller: here a fixed instant inside the certificate's
+//! // validity (a driver passes the system's clock).
+//! #[derive(Debug)]
+//! struct Fixed(UnixTime);
+//! impl TimeProvider for Fixed {
+//!     fn current_time(&self) -> Option<UnixTime> { Some(self.0) }
+//! }
+//! let now = Arc::new(Fixed(UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_900_000_000))));
 //!
 //! let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
 //! let cert = Pem::new("cert.pem", ca.cert.pem());
 //! let key = Pem::new("key.pem", ca.signing_key.serialize_pem());
-//! let server_cfg = netkit_tls::server_config(&ServerOptions::new(cert.clone(), key))?;
+//! let mut so = ServerOptions::new(cert.clone(), key);
+//! so.time = Some(now.clone());
+//! let server_cfg = netkit_tls::server_config(&so)?;
 //! let client_cfg = netkit_tls::client_config(&ClientOptions {
 //!     ca: Some(cert),
+//!     time: Some(now),
 //!     ..ClientOptions::default()
 //! })?;
 //!

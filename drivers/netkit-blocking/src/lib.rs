@@ -63,6 +63,7 @@ use std::sync::Arc;
 pub use event_loop::{ClientGroup, Connection, EventLoop, Server, SourceId, TimerId};
 pub use handle::LoopHandle;
 pub use netkit_sys::net::Endpoint;
+pub use netkit_sys::tls;
 pub use netkit_sys::{
     ClientTls, ConnectOptions, Error, ListenOptions, SharedHandler, SocketConfig, resolve,
 };

@@ -34,7 +34,7 @@ use crate::Error;
 /// use std::net::TcpStream;
 /// use netkit_blocking::TlsStream;
 ///
-/// let config = netkit_tls::client_config(&netkit_tls::ClientOptions::default())?;
+/// let config = netkit_sys::tls::client_config(&netkit_tls::ClientOptions::default())?;
 /// let tcp = TcpStream::connect("proxy.example:443")?;
 /// let tunnel = TlsStream::connect(&config, "proxy.example", tcp)?;
 /// let mut origin = TlsStream::connect(&config, "origin.example", tunnel)?;

@@ -144,7 +144,7 @@ pub(crate) fn listen(args: ListenArgs) -> Result<ExitCode, Failure> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let mut o = ServerOptions::new(read_pem(cert)?, read_pem(key)?);
         o.key_log = Some(Arc::new(netkit_tls::rustls::KeyLogFile::new()));
-        opts.tls = Some(netkit_tls::server_config(&o).map_err(tls_failure)?);
+        opts.tls = Some(netkit_blocking::tls::server_config(&o).map_err(tls_failure)?);
     }
     let server = lp.listen(opts, ListenHandler { echo: args.echo })?;
     let addr = lp
@@ -257,7 +257,7 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
     };
     if args.tls || args.insecure || args.cacert.is_some() || args.servername.is_some() {
         let ca = args.cacert.as_deref().map(read_pem).transpose()?;
-        let config = netkit_tls::client_config(&ClientOptions {
+        let config = netkit_blocking::tls::client_config(&ClientOptions {
             ca,
             reject_unauthorized: !args.insecure,
             key_log: Some(Arc::new(netkit_tls::rustls::KeyLogFile::new())),

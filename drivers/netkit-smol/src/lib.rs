@@ -64,6 +64,7 @@ mod stream;
 mod tls_stream;
 
 pub use netkit_sys::net::Endpoint;
+pub use netkit_sys::tls;
 pub use netkit_sys::{ClientTls, ConnectOptions, Error, ListenOptions, SocketConfig, resolve};
 pub use runtime::Runtime;
 pub use server::{Server, ServerHandle, Task};

@@ -37,7 +37,7 @@ use crate::Error;
 /// use netkit_smol::{TcpStream, TlsStream};
 ///
 /// smol::block_on(async {
-///     let config = netkit_tls::client_config(&netkit_tls::ClientOptions::default())?;
+///     let config = netkit_sys::tls::client_config(&netkit_tls::ClientOptions::default())?;
 ///     let tcp = TcpStream::connect("proxy.example", 443).await?;
 ///     let tunnel = TlsStream::connect(&config, "proxy.example", tcp).await?;
 ///     let mut origin = TlsStream::connect(&config, "origin.example", tunnel).await?;

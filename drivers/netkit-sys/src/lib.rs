@@ -31,6 +31,7 @@ pub mod net;
 pub mod resolve;
 mod socket;
 pub mod sys;
+pub mod tls;
 
 pub use handler::SharedHandler;
 pub use resolve::Resolver;

@@ -114,7 +114,7 @@ fn run(args: &Args) -> io::Result<Value> {
         None => None,
         Some(p) => {
             let ca = netkit_tls::Pem::new(p.display().to_string(), std::fs::read(p)?);
-            let cfg = netkit_tls::client_config(&netkit_tls::ClientOptions {
+            let cfg = netkit_sys::tls::client_config(&netkit_tls::ClientOptions {
                 ca: Some(ca),
                 session_resumption: false,
                 ..netkit_tls::ClientOptions::default()

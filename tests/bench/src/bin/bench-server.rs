@@ -73,7 +73,7 @@ fn tls_config(args: &Args) -> Result<Option<netkit_tls::ServerConfig>, AnyError>
         ))
     };
     let opts = netkit_tls::ServerOptions::new(pem(cert)?, pem(key)?);
-    Ok(Some(netkit_tls::server_config(&opts)?))
+    Ok(Some(netkit_sys::tls::server_config(&opts)?))
 }
 
 fn announce(addr: SocketAddr) -> io::Result<()> {

@@ -57,9 +57,10 @@ fn cfg() -> Cfg {
     let id = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
     let cert = Pem::new("cert.pem", id.cert.pem());
     let key = Pem::new("key.pem", id.signing_key.serialize_pem());
-    let server = netkit_tls::server_config(&ServerOptions::new(cert.clone(), key)).expect("server");
+    let server =
+        netkit_sys::tls::server_config(&ServerOptions::new(cert.clone(), key)).expect("server");
     // Full handshakes: no resumption.
-    let client = netkit_tls::client_config(&ClientOptions {
+    let client = netkit_sys::tls::client_config(&ClientOptions {
         ca: Some(cert),
         session_resumption: false,
         ..ClientOptions::default()
