@@ -32,6 +32,9 @@ pub struct Behavior {
     pub record_tls: bool,
     /// Listen on this Unix socket path instead of 127.0.0.1.
     pub unix: Option<std::path::PathBuf>,
+    /// Answer like an HTTP/1.1 server (for curl): once the request head is in,
+    /// reply `200 OK` with this body and `Connection: close`, then end.
+    pub http_body: Option<&'static str>,
 }
 
 /// Per-connection state.
@@ -40,6 +43,7 @@ pub struct ConnState {
     id: u64,
     pending: Vec<u8>,
     flooding: bool,
+    request: Vec<u8>,
 }
 
 /// What every server of a test records.
@@ -121,6 +125,18 @@ impl SharedHandler for Logic {
         if self.behavior.flood {
             s.data_mut().flooding = true;
             self.flood(s);
+            return;
+        }
+        if let Some(body) = self.behavior.http_body {
+            s.data_mut().request.extend_from_slice(bytes);
+            if s.data().request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write(reply.as_bytes());
+                s.end();
+            }
             return;
         }
         for part in [self.tag.as_bytes(), bytes] {
