@@ -230,3 +230,186 @@ pub fn client_hello() -> Vec<u8> {
     c.drain_transmit(&mut hello);
     hello
 }
+
+/// Random outcomes and timings against `ConnectPlan`'s invariants: every
+/// address attempted at most once, in interleaved order; at most one outcome
+/// (`Connected` or `Failed`), last; a cancel names a running attempt; a
+/// `Failed` after a refusal names the refusal.
+pub fn connect_plan(data: &[u8]) {
+    use netkit_socket::connect::{Action, AttemptId, ConnectConfig, ConnectPlan, interleave};
+    use std::net::{IpAddr, SocketAddr};
+    type Error = netkit_socket::Error;
+
+    let mut it = data.iter().copied();
+    let mut next = move || it.next();
+    let n = 1 + usize::from(next().unwrap_or(1) % 6);
+    let families = next().unwrap_or(0);
+    let addrs: Vec<SocketAddr> = (0..n)
+        .map(|i| {
+            let port = 80;
+            if families >> (i % 8) & 1 == 0 {
+                SocketAddr::new(IpAddr::from([10, 0, 0, i as u8]), port)
+            } else {
+                SocketAddr::new(IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, i as u16]), port)
+            }
+        })
+        .collect();
+    let timeout = next()
+        .filter(|b| b & 1 == 1)
+        .map(|b| Duration::from_millis(u64::from(b) * 8));
+    let resolve = next().is_some_and(|b| b & 1 == 1);
+    let start = Instant::now();
+    let mut now = start;
+    let config = ConnectConfig {
+        timeout,
+        ..ConnectConfig::default()
+    };
+    let mut plan: ConnectPlan = if resolve {
+        ConnectPlan::new(now, "host.test", 80, config)
+    } else {
+        ConnectPlan::to_addrs(now, &addrs, config)
+    };
+    let mut log: Vec<Action> = Vec::new();
+    let mut running: Vec<AttemptId> = Vec::new();
+    let mut refused = false;
+    let drain = |plan: &mut ConnectPlan, log: &mut Vec<Action>, running: &mut Vec<AttemptId>| {
+        while let Some(a) = plan.poll_action() {
+            assert!(
+                !log.iter()
+                    .any(|x| matches!(x, Action::Connected { .. } | Action::Failed(_))),
+                "an action after the outcome: {a:?}"
+            );
+            match &a {
+                Action::Attempt { id, .. } => running.push(*id),
+                Action::Cancel { id } => {
+                    let i = running
+                        .iter()
+                        .position(|r| r == id)
+                        .expect("cancel of a running attempt");
+                    running.remove(i);
+                }
+                Action::Connected { id, .. } => {
+                    assert!(running.contains(id), "a winner that was not running");
+                }
+                _ => {}
+            }
+            log.push(a);
+        }
+    };
+    drain(&mut plan, &mut log, &mut running);
+    while let Some(op) = next() {
+        let arg = next().unwrap_or(0);
+        now += Duration::from_millis(u64::from(arg) * 4);
+        match op % 5 {
+            0 => plan.handle_timeout(now),
+            1 => {
+                let ips = addrs.iter().map(|a| a.ip()).collect();
+                plan.handle_resolved(
+                    now,
+                    if arg & 1 == 0 {
+                        Ok(ips)
+                    } else {
+                        Ok(Vec::new())
+                    },
+                );
+            }
+            2 => {
+                if let Some(id) = running
+                    .get(usize::from(arg) % running.len().max(1))
+                    .copied()
+                {
+                    plan.handle_connected(now, id);
+                }
+            }
+            _ => {
+                let id = running
+                    .get(usize::from(arg) % running.len().max(1))
+                    .copied();
+                if let Some(id) = id {
+                    let code = if arg & 1 == 0 {
+                        "ECONNREFUSED"
+                    } else {
+                        "EHOSTUNREACH"
+                    };
+                    refused |= code == "ECONNREFUSED";
+                    running.retain(|r| *r != id);
+                    plan.handle_failed(now, id, Error::os(code, "connect"));
+                }
+            }
+        }
+        drain(&mut plan, &mut log, &mut running);
+        assert_eq!(
+            plan.is_done(),
+            log.iter()
+                .any(|x| matches!(x, Action::Connected { .. } | Action::Failed(_)))
+        );
+        if plan.is_done() {
+            assert_eq!(plan.poll_timeout(), None);
+        }
+    }
+    let tried: Vec<SocketAddr> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Attempt { addr, .. } => Some(*addr),
+            _ => None,
+        })
+        .collect();
+    let order: Vec<SocketAddr> = interleave(&addrs).into_iter().take(tried.len()).collect();
+    assert_eq!(tried, order, "attempts out of order or repeated");
+    if let Some(Action::Failed(e)) = log.last() {
+        if refused && e.code() != "ETIMEDOUT" {
+            assert_eq!(e.code(), "ECONNREFUSED", "the most useful error: {e}");
+        }
+    }
+}
+
+/// Random accept outcomes, closes and timers against `AcceptGate`: it accepts
+/// exactly when it has no deadline; a shortage pauses it for 50 ms to 1 s; a
+/// close or the deadline resumes it; other failures never pause it.
+pub fn accept_gate(data: &[u8]) {
+    use netkit_socket::accept::{AcceptGate, is_resource_shortage};
+    const CODES: [&str; 8] = [
+        "EMFILE",
+        "ENFILE",
+        "ENOBUFS",
+        "ENOMEM",
+        "ECONNABORTED",
+        "EPROTO",
+        "EPERM",
+        "EINTR",
+    ];
+    let mut g = AcceptGate::new();
+    let start = Instant::now();
+    let mut now = start;
+    let mut it = data.chunks(2);
+    while let Some(&[op, arg]) = it.next() {
+        now += Duration::from_millis(u64::from(arg) * 8);
+        match op % 4 {
+            0 => {
+                let code = CODES[usize::from(arg) % CODES.len()];
+                let was = g.wants_accept();
+                g.handle_error(now, code);
+                if is_resource_shortage(code) {
+                    let t = g.poll_timeout().expect("a shortage pauses");
+                    assert!(
+                        t >= now + Duration::from_millis(50) && t <= now + Duration::from_secs(1)
+                    );
+                } else {
+                    assert_eq!(g.wants_accept(), was, "{code} changed the gate");
+                }
+            }
+            1 => {
+                g.handle_closed();
+                assert!(g.wants_accept());
+            }
+            2 => g.handle_accepted(),
+            _ => {
+                g.handle_timeout(now);
+                if let Some(t) = g.poll_timeout() {
+                    assert!(t > now);
+                }
+            }
+        }
+        assert_eq!(g.wants_accept(), g.poll_timeout().is_none());
+    }
+}

@@ -53,3 +53,13 @@ fn write_tls_seeds() {
     split.extend(netkit_tests::fuzz::client_hello());
     std::fs::write(dir.join("seed-client-hello-1-byte"), &split).unwrap();
 }
+
+#[test]
+fn connect_plan_corpus() {
+    replay("connect_plan", netkit_tests::fuzz::connect_plan);
+}
+
+#[test]
+fn accept_gate_corpus() {
+    replay("accept_gate", netkit_tests::fuzz::accept_gate);
+}
