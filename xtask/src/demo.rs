@@ -88,12 +88,24 @@ pub(crate) fn run() -> Result {
         return Err("server exit status".into());
     }
     demo_tls(&netkit)?;
+    demo_unix(&netkit)?;
     println!("(fetch, DNS and UDP join this demo as their issues land.)");
     Ok(())
 }
 
 /// Starts `netkit listen` with `args` and returns it with its port.
 fn start_listen(netkit: &Path, args: &[&str]) -> Result<(Child, u16, String)> {
+    let (server, first) = spawn_listen(netkit, args)?;
+    let port = first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(|| format!("unexpected first line {first:?}"))?;
+    Ok((server, port, first))
+}
+
+/// Starts `netkit listen` with `args` and returns it with its first line.
+fn spawn_listen(netkit: &Path, args: &[&str]) -> Result<(Child, String)> {
     let mut server = Child(
         Command::new(netkit)
             .arg("listen")
@@ -107,13 +119,48 @@ fn start_listen(netkit: &Path, args: &[&str]) -> Result<(Child, u16, String)> {
     BufReader::new(out)
         .read_line(&mut first)
         .map_err(|e| e.to_string())?;
-    let port = first
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
-        .ok_or_else(|| format!("unexpected first line {first:?}"))?;
-    Ok((server, port, first.trim().to_string()))
+    Ok((server, first.trim().to_string()))
+}
+
+/// Unix domain sockets: listen, connect, the errors, and the socket file
+/// removed when the server stops.
+fn demo_unix(netkit: &Path) -> Result {
+    println!("== Unix sockets: netkit listen --unix, netkit connect --unix");
+    let dir = std::env::temp_dir().join(format!("netkit-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("echo.sock");
+    let p = path.to_string_lossy().into_owned();
+    let (server, line) = spawn_listen(netkit, &["--unix", &p, "--echo"])?;
+    println!("server: {line}");
+    let (code, out, err) = run_connect(netkit, &["--unix", &p], b"hello over a Unix socket")?;
+    println!("client: exit {code}, got {out:?} {err}");
+    let (code, _, err) = run_connect(netkit, &["--unix", &format!("{p}.missing")], b"")?;
+    println!("a client to a missing path: exit {code}, {err}");
+    let taken = Command::new(netkit)
+        .args(["listen", "--unix", &p])
+        .output()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "a second server on the same path: exit {}, {}",
+        taken.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&taken.stderr).trim()
+    );
+    let mut server = server;
+    send_sigterm(server.0.id() as libc::pid_t);
+    let _ = server.0.wait();
+    println!(
+        "server stopped: its socket file {}",
+        if path.exists() {
+            "is still there (bug)"
+        } else {
+            "is gone"
+        }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    if code != 1 || path.exists() {
+        return Err("unix demo: unexpected outcome".into());
+    }
+    Ok(())
 }
 
 /// Runs `netkit connect ARGS` with `input` on stdin; returns (status, stdout, stderr).
