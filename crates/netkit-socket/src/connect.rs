@@ -175,19 +175,7 @@ impl<T: Clone> ConnectPlan<T> {
     /// A plan to connect to `host:port` (a name, or an IP literal, IPv6 with or
     /// without brackets), starting now.
     pub fn new(now: Instant, host: &str, port: u16, config: ConnectConfig) -> Self {
-        let mut plan = Self {
-            host: host.to_string(),
-            port,
-            config,
-            state: State::Resolving,
-            queue: VecDeque::new(),
-            running: Vec::new(),
-            next_id: 0,
-            next_attempt_at: None,
-            deadline: config.timeout.map(|t| now + t),
-            error: None,
-            actions: VecDeque::new(),
-        };
+        let mut plan = Self::blank(now, host.to_string(), port, config);
         match parse_ip(host) {
             Some(ip) => plan.handle_resolved(now, Ok(vec![ip])),
             None => plan.actions.push_back(Action::Resolve {
@@ -204,7 +192,13 @@ impl<T: Clone> ConnectPlan<T> {
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let port = addrs.first().map_or(0, |a| a.port());
-        let mut plan = Self {
+        let mut plan = Self::blank(now, host, port, config);
+        plan.start(now, addrs);
+        plan
+    }
+
+    fn blank(now: Instant, host: String, port: u16, config: ConnectConfig) -> Self {
+        Self {
             host,
             port,
             config,
@@ -216,9 +210,7 @@ impl<T: Clone> ConnectPlan<T> {
             deadline: config.timeout.map(|t| now + t),
             error: None,
             actions: VecDeque::new(),
-        };
-        plan.start(now, addrs);
-        plan
+        }
     }
 
     /// The resolver's answer for the host (in its order of preference), or

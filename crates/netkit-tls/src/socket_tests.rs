@@ -153,12 +153,7 @@ fn close_notify_with_data_ends_the_socket_before_any_fin() {
     // Data and close_notify arrive in one read; the FIN has not arrived.
     c.write(now, b"last words").unwrap();
     c.end(now).unwrap();
-    let mut wire = Vec::new();
-    while let Transmit::Bytes(b) = c.poll_transmit(now) {
-        wire.extend_from_slice(b);
-        let n = b.len();
-        c.handle_sent(now, n);
-    }
+    let wire = wire_of(&mut c);
     s.handle_input(now, &wire);
     let mut buf = vec![0u8; 1024];
     let mut got = Vec::new();
