@@ -607,54 +607,29 @@ impl RevClient {
     }
 }
 
-impl netkit_blocking::Handler for RevClient {
+/// Written once: smol runs it as is, the blocking loop inside an `Arc`.
+impl netkit_sys::SharedHandler for RevClient {
     type Data = ();
-    fn open(&mut self, s: &mut netkit_blocking::Socket<'_, ()>) {
+    fn open(&self, s: &mut netkit_sys::Socket<'_, ()>) {
         self.push("open".into());
         let _ = s.write(b"olleh\n");
     }
-    fn data(&mut self, s: &mut netkit_blocking::Socket<'_, ()>, b: &[u8]) {
+    fn data(&self, s: &mut netkit_sys::Socket<'_, ()>, b: &[u8]) {
         if self.received(b) {
             s.close();
         }
     }
-    fn timeout(&mut self, s: &mut netkit_blocking::Socket<'_, ()>) {
+    fn timeout(&self, s: &mut netkit_sys::Socket<'_, ()>) {
         self.push("timeout".into());
         s.close();
     }
-    fn error(&mut self, _s: &mut netkit_blocking::Socket<'_, ()>, e: &SocketError) {
+    fn error(&self, _s: &mut netkit_sys::Socket<'_, ()>, e: &SocketError) {
         self.push(format!("error:{e}"));
     }
-    fn close(&mut self, _s: &mut netkit_blocking::Socket<'_, ()>, e: Option<&SocketError>) {
+    fn close(&self, _s: &mut netkit_sys::Socket<'_, ()>, e: Option<&SocketError>) {
         self.push(format!("close:{}", e.is_some()));
     }
-    fn connect_error(&mut self, _s: &mut netkit_blocking::Socket<'_, ()>, e: &SocketError) {
-        self.push(format!("connect_error:{e}"));
-    }
-}
-
-impl netkit_smol::Handler for RevClient {
-    type Data = ();
-    fn open(&self, s: &mut netkit_smol::Socket<'_, ()>) {
-        self.push("open".into());
-        let _ = s.write(b"olleh\n");
-    }
-    fn data(&self, s: &mut netkit_smol::Socket<'_, ()>, b: &[u8]) {
-        if self.received(b) {
-            s.close();
-        }
-    }
-    fn timeout(&self, s: &mut netkit_smol::Socket<'_, ()>) {
-        self.push("timeout".into());
-        s.close();
-    }
-    fn error(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: &SocketError) {
-        self.push(format!("error:{e}"));
-    }
-    fn close(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: Option<&SocketError>) {
-        self.push(format!("close:{}", e.is_some()));
-    }
-    fn connect_error(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: &SocketError) {
+    fn connect_error(&self, _s: &mut netkit_sys::Socket<'_, ()>, e: &SocketError) {
         self.push(format!("connect_error:{e}"));
     }
 }
@@ -679,7 +654,8 @@ fn rev_client(d: Driver, port: u16, pki: &Pki, identity: Option<&Identity>) -> V
     match d {
         Driver::Blocking => {
             let mut lp = netkit_blocking::EventLoop::new().expect("event loop");
-            lp.connect(opts, client.clone(), ()).expect("connect");
+            lp.connect(opts, Arc::new(client.clone()), ())
+                .expect("connect");
             let done = lp.run_until(LIMIT * 2, || client.done()).expect("run");
             assert!(done, "the client never finished: {:?}", client.log());
         }
