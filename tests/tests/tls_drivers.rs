@@ -201,7 +201,63 @@ fn a_bad_record_after_valid_data_closes_the_connection(d: Driver) {
     );
 }
 
+/// The same, with the server in a process of its own: after bad records on
+/// several connections, its descriptor count returns to its baseline.
+fn a_bad_record_leaves_no_descriptor_open(d: Driver) {
+    let pki = netkit_tests::pki::Pki::new();
+    let which = match d {
+        Driver::Blocking => "blocking",
+        Driver::Smol => "smol",
+    };
+    let mut cmd = std::process::Command::new(netkit_tests::bin("netkit-echo"));
+    cmd.arg(which)
+        .arg(&pki.localhost.cert)
+        .arg(&pki.localhost.key);
+    let srv = netkit_tests::peer::Peer::spawn("netkit-echo --tls", cmd).expect("spawn");
+    let line = srv
+        .next_line(LIMIT)
+        .unwrap_or_else(|| panic!("no first line: {}", srv.stderr()));
+    let addr = netkit_tests::parse_listening(&line).expect("listening line");
+    let config = netkit_sys::tls::client_config(&ClientOptions {
+        ca: Some(Pem::new("ca", std::fs::read(&pki.ca).unwrap())),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", srv.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // One good exchange first, so lazily made descriptors are in the baseline.
+    let warm = netkit_tests::tls_client::valid_then_corrupt_record(
+        addr,
+        &config,
+        "localhost",
+        b"w",
+        LIMIT,
+    );
+    assert!(warm.closed, "{warm:?}");
+    let baseline = fds();
+    for i in 0..5 {
+        let out = netkit_tests::tls_client::valid_then_corrupt_record(
+            addr,
+            &config,
+            "localhost",
+            format!("valid {i}").as_bytes(),
+            LIMIT,
+        );
+        assert_eq!(out.plaintext, format!("valid {i}").as_bytes(), "{out:?}");
+        assert!(out.closed, "{out:?}");
+    }
+    let end = std::time::Instant::now() + LIMIT;
+    while fds() != baseline && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fds(), baseline, "{which}: descriptors left open");
+}
+
 netkit_tests::both_drivers!(
+    a_bad_record_leaves_no_descriptor_open,
     a_bad_record_after_valid_data_closes_the_connection,
     echo_and_clean_close,
     backpressure,

@@ -56,6 +56,10 @@ pub struct ConnectConfig {
     pub timeout: Option<Duration>,
 }
 
+/// What a plan's timeout error names when the plan's addresses are stand-ins
+/// (a Unix socket path, say): set with [`ConnectPlan::named`].
+type Label = Option<String>;
+
 impl Default for ConnectConfig {
     fn default() -> Self {
         Self {
@@ -130,6 +134,7 @@ pub struct ConnectPlan<T = std::convert::Infallible> {
     /// The most useful failure so far.
     error: Option<Error<T>>,
     actions: VecDeque<Action<T>>,
+    label: Label,
 }
 
 /// Parses an IP literal, accepting IPv6 with or without brackets (and a
@@ -210,7 +215,16 @@ impl<T: Clone> ConnectPlan<T> {
             deadline: config.timeout.map(|t| now + t),
             error: None,
             actions: VecDeque::new(),
+            label: None,
         }
+    }
+
+    /// Names the target in the timeout's error (`ETIMEDOUT: connect NAME`)
+    /// instead of the address attempted: for a plan whose address stands for
+    /// something else, such as a Unix socket path.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.label = Some(name.into());
+        self
     }
 
     /// The resolver's answer for the host (in its order of preference), or
@@ -319,11 +333,11 @@ impl<T: Clone> ConnectPlan<T> {
             return;
         }
         if self.deadline.is_some_and(|d| now >= d) {
-            let target = self
-                .running
-                .last()
-                .map(|(_, a)| a.to_string())
-                .unwrap_or_else(|| format!("{}:{}", self.host, self.port));
+            let target = match (&self.label, self.running.last()) {
+                (Some(name), _) => name.clone(),
+                (None, Some((_, a))) => a.to_string(),
+                (None, None) => format!("{}:{}", self.host, self.port),
+            };
             self.cancel_running();
             self.fail(Error::os("ETIMEDOUT", format!("connect {target}")));
             return;
@@ -543,6 +557,23 @@ mod tests {
             "{acts:?}"
         );
         assert!(p.is_done());
+    }
+
+    #[test]
+    fn a_named_plan_names_its_target_when_it_times_out() {
+        let now = t0();
+        let cfg = ConnectConfig {
+            timeout: Some(ms(100)),
+            ..ConnectConfig::default()
+        };
+        let mut p = Plan::to_addrs(now, &[sa("0.0.0.0:0")], cfg).named("/run/app.sock");
+        let _ = actions(&mut p);
+        p.handle_timeout(now + ms(100));
+        let acts = actions(&mut p);
+        assert!(
+            matches!(&acts[..], [Action::Cancel { .. }, Action::Failed(e)] if e.to_string() == "ETIMEDOUT: connect /run/app.sock"),
+            "{acts:?}"
+        );
     }
 
     #[test]

@@ -23,9 +23,21 @@
 //!
 //! struct Echo;
 //! impl Handler for Echo {
-//!     type Data = ();
-//!     fn data(&mut self, s: &mut Socket<'_, ()>, bytes: &[u8]) {
-//!         let _ = s.write(bytes);
+//!     type Data = Vec<u8>; // what the socket has not accepted yet
+//!     fn data(&mut self, s: &mut Socket<'_, Vec<u8>>, bytes: &[u8]) {
+//!         let n = s.write(bytes).unwrap_or(0); // fewer than bytes.len() = backpressure
+//!         if n < bytes.len() {
+//!             s.data_mut().extend_from_slice(&bytes[n..]);
+//!             s.pause(); // read nothing more until `drain`
+//!         }
+//!     }
+//!     fn drain(&mut self, s: &mut Socket<'_, Vec<u8>>) {
+//!         let held = std::mem::take(s.data_mut());
+//!         let n = s.write(&held).unwrap_or(0);
+//!         s.data_mut().extend_from_slice(&held[n..]);
+//!         if s.data().is_empty() {
+//!             s.resume();
+//!         }
 //!     }
 //! }
 //!

@@ -190,8 +190,9 @@ impl ConnectOptions {
             timeout: self.connect_timeout,
         };
         match &self.unix {
-            // One attempt: the address is a placeholder; the endpoint is the path.
-            Some(_) => ConnectPlan::to_addrs(now, &[([0, 0, 0, 0], 0).into()], config),
+            // One attempt: the address stands for the path (see `endpoint`).
+            Some(path) => ConnectPlan::to_addrs(now, &[([0, 0, 0, 0], 0).into()], config)
+                .named(path.display().to_string()),
             None => ConnectPlan::new(now, &self.hostname, self.port, config),
         }
     }
