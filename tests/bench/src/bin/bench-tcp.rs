@@ -540,7 +540,17 @@ fn bun_version(bun: &Path) -> Result<String, String> {
     }
 }
 
-/// Finds Bun (target/bun, installing it there with npm if missing); returns the
+/// The target directory this runner was built into (it lives in
+/// `TARGET/release/`), so its work files follow `CARGO_TARGET_DIR`; `target`
+/// when that cannot be told.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Finds Bun (TARGET/bun, installing it there with npm if missing); returns the
 /// executable, its version and a note on where it came from.
 fn find_bun(args: &Args) -> Result<(PathBuf, String, String), String> {
     if let Some(b) = &args.bun {
@@ -548,12 +558,15 @@ fn find_bun(args: &Args) -> Result<(PathBuf, String, String), String> {
         return Ok((b.clone(), v, String::new()));
     }
     let pkg = bun_package().ok_or("no Bun npm package for this CPU architecture")?;
-    let prefix = PathBuf::from("target/bun");
+    let prefix = target_dir().join("bun");
     let bin_of = |root: &Path| root.join("node_modules").join(pkg).join("bin/bun");
     let local = bin_of(&prefix);
     let mut install_error = None;
     if !local.exists() && !args.no_install {
-        eprintln!("bench-tcp: installing Bun: npm install --prefix target/bun {pkg}");
+        eprintln!(
+            "bench-tcp: installing Bun: npm install --prefix {} {pkg}",
+            prefix.display()
+        );
         let mut c = Command::new("npm");
         c.args(["install", "--prefix"]).arg(&prefix).args([
             "--no-audit",
@@ -859,7 +872,7 @@ fn run(args: &Args) -> Result<(), String> {
         load_cpu,
         spin: args.spin,
         tls: if args.tls {
-            Some(make_pki(Path::new("target/bench/tls-pki"))?)
+            Some(make_pki(&target_dir().join("bench/tls-pki"))?)
         } else {
             None
         },

@@ -239,6 +239,18 @@ fn time<F: FnMut()>(mut f: F) -> Duration {
 }
 
 fn main() {
+    // `--instructions MB`: one handshake, then MB of bulk each way through
+    // netkit-tls and nothing else, for an instruction count under
+    // `valgrind --tool=callgrind` (repeatable where wall-clock rates are not).
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--instructions") {
+        let mb: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(16);
+        let c = cfg();
+        let (mut cl, mut sv) = nk_pair(&c);
+        nk_bulk(&mut cl, &mut sv, mb << 20);
+        nk_bulk(&mut sv, &mut cl, mb << 20);
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let rounds = if quick { 1 } else { 5 };
     let hs_n = if quick { 200 } else { 2000 };
