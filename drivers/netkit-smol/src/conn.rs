@@ -58,6 +58,29 @@ impl<H> HandlerCell<H> {
     }
 }
 
+/// What the connections of one server share, behind one `Arc` (an idle
+/// connection's task holds one pointer for all of it): the current handler,
+/// the signal of `stop(true)`, and the accept gate's "a connection closed". A
+/// client connection has one of its own, with no signals.
+pub(crate) struct Shared<H> {
+    pub(crate) handlers: HandlerCell<H>,
+    /// Closed by `stop(true)`: every connection closes.
+    pub(crate) stop: Option<async_channel::Receiver<()>>,
+    /// Signalled (coalesced) when a connection closes.
+    pub(crate) closed: Option<async_channel::Sender<()>>,
+}
+
+impl<H> Shared<H> {
+    /// A client connection's: its handler, no signals.
+    pub(crate) fn client(handler: H) -> Self {
+        Self {
+            handlers: HandlerCell::new(handler),
+            stop: None,
+            closed: None,
+        }
+    }
+}
+
 /// Hands queued events to the handler; returns `true` once the socket is closed.
 pub(crate) fn deliver<H: Handler>(
     h: &H,
@@ -121,22 +144,21 @@ enum Wake {
     Stop,
 }
 
-/// Runs one connection until it closes; then signals `closed` (a server's
-/// accept gate learns that a descriptor is free).
+/// Runs one connection until it closes; then signals `shared.closed` (a
+/// server's accept gate learns that a descriptor is free).
 pub(crate) async fn drive<H: Handler>(
     stream: Async<RawSocket>,
     mut sm: Machine,
     mut data: H::Data,
-    handlers: Arc<HandlerCell<H>>,
-    stop: Option<async_channel::Receiver<()>>,
+    shared: Arc<Shared<H>>,
     peer: Option<SocketAddr>,
-    closed: Option<async_channel::Sender<()>>,
 ) {
+    let handlers = &shared.handlers;
     let (mut version, mut h) = handlers.load();
     let mut readable = false;
     let mut timer = Timer::never();
     let mut timer_at = None;
-    let mut stop_wait = stop.as_ref().map(|rx| Box::pin(rx.recv()));
+    let mut stop_wait = shared.stop.as_ref().map(|rx| Box::pin(rx.recv()));
     loop {
         if handlers.version.load(Ordering::Acquire) != version {
             (version, h) = handlers.load();
@@ -190,7 +212,7 @@ pub(crate) async fn drive<H: Handler>(
                     let _ = stream.get_ref().set_linger(Some(Duration::ZERO));
                 }
                 drop(stream);
-                if let Some(tx) = closed {
+                if let Some(tx) = &shared.closed {
                     // Coalesced: one waiting signal is enough.
                     let _ = tx.try_send(());
                 }

@@ -16,7 +16,7 @@ use netkit_sys::net::{Endpoint, connect_result, start_connect};
 use netkit_sys::{ConnectOptions, Error, Resolver, os_error};
 use socket2::Socket as RawSocket;
 
-use crate::conn::{HandlerCell, deliver, drive};
+use crate::conn::{Shared, deliver, drive};
 use crate::{Handler, ListenOptions, Server};
 
 struct Inner {
@@ -101,7 +101,7 @@ impl Runtime {
         handler: H,
         data: H::Data,
     ) -> Result<(), Error> {
-        let handlers = Arc::new(HandlerCell::new(handler));
+        let shared = Arc::new(Shared::client(handler));
         let now = Instant::now();
         let mut data = data;
         let mut sm = match opts.machine(now) {
@@ -114,7 +114,7 @@ impl Runtime {
                     opts.socket.clone(),
                 ));
                 sm.handle_connect_error(err.clone());
-                let (_, h) = handlers.load();
+                let (_, h) = shared.handlers.load();
                 deliver(&*h, None, &mut sm, &mut data, None);
                 return Err(err);
             }
@@ -123,13 +123,13 @@ impl Runtime {
             Ok(x) => x,
             Err(e) => {
                 sm.handle_connect_error(e.clone());
-                let (_, h) = handlers.load();
+                let (_, h) = shared.handlers.load();
                 deliver(&*h, None, &mut sm, &mut data, None);
                 return Err(e);
             }
         };
         sm.handle_connected(Instant::now());
-        drive(sock, sm, data, handlers, None, to.inet(), None).await;
+        drive(sock, sm, data, shared, to.inet()).await;
         Ok(())
     }
 

@@ -16,15 +16,18 @@ use netkit_sys::sys::errno::errno_name;
 use netkit_tls::Machine;
 use socket2::Socket as RawSocket;
 
-use crate::conn::{HandlerCell, drive};
+use crate::conn::{HandlerCell, Shared, drive};
 use crate::{Error, Handler, ListenOptions};
 
 struct ServerShared<H> {
-    handlers: Arc<HandlerCell<H>>,
+    /// What the server's connections share.
+    conns: Arc<Shared<H>>,
     /// Closed when the server stops listening.
     stop_listen: (async_channel::Sender<()>, async_channel::Receiver<()>),
-    /// Closed by `stop(true)`: every connection closes.
-    stop_conns: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    /// Closed by `stop(true)`: every connection closes (they hold the receiver).
+    stop_conns: async_channel::Sender<()>,
+    /// Where connections signal that they closed.
+    closed: async_channel::Receiver<()>,
 }
 
 /// A handle to a running [`Server`]: stop it, reload its handler.
@@ -52,13 +55,13 @@ impl<H: Handler> ServerHandle<H> {
     pub fn stop(&self, force: bool) {
         self.shared.stop_listen.0.close();
         if force {
-            self.shared.stop_conns.0.close();
+            self.shared.stop_conns.close();
         }
     }
 
     /// Swaps the handler for all live connections at once (Bun's `server.reload`).
     pub fn reload(&self, handler: H) {
-        self.shared.handlers.store(handler);
+        self.shared.conns.handlers.store(handler);
     }
 }
 
@@ -102,14 +105,21 @@ impl Unbound {
     }
 
     pub(crate) fn with_handler<H: Handler>(self, handler: H) -> Server<H> {
+        let (stop_conns, stop_rx) = async_channel::bounded(1);
+        let (closed_tx, closed) = async_channel::bounded(1);
         Server {
             listener: self.listener,
             local: self.local,
             opts: self.opts,
             shared: Arc::new(ServerShared {
-                handlers: Arc::new(HandlerCell::new(handler)),
+                conns: Arc::new(Shared {
+                    handlers: HandlerCell::new(handler),
+                    stop: Some(stop_rx),
+                    closed: Some(closed_tx),
+                }),
                 stop_listen: async_channel::bounded(1),
-                stop_conns: async_channel::bounded(1),
+                stop_conns,
+                closed,
             }),
         }
     }
@@ -191,7 +201,7 @@ where
         let stop = self.shared.stop_listen.1.clone();
         // Connections signal here when they close: the accept gate's "a
         // descriptor is free".
-        let (closed_tx, closed_rx) = async_channel::bounded::<()>(1);
+        let closed_rx = self.shared.closed.clone();
         let mut gate = AcceptGate::new();
         loop {
             if !gate.wants_accept() {
@@ -247,8 +257,7 @@ where
                         stream,
                         sm,
                         peer,
-                        shared: self.shared.clone(),
-                        closed: closed_tx.clone(),
+                        shared: self.shared.conns.clone(),
                     });
                 }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -263,8 +272,7 @@ struct Accepted<H: Handler> {
     stream: Async<RawSocket>,
     sm: Machine,
     peer: Option<std::net::SocketAddr>,
-    shared: Arc<ServerShared<H>>,
-    closed: async_channel::Sender<()>,
+    shared: Arc<Shared<H>>,
 }
 
 impl<H: Handler> Accepted<H>
@@ -278,10 +286,8 @@ where
             self.stream,
             self.sm,
             H::Data::default(),
-            self.shared.handlers.clone(),
-            Some(self.shared.stop_conns.1.clone()),
+            self.shared,
             self.peer,
-            Some(self.closed),
         )
     }
 }
