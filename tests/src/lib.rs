@@ -145,3 +145,36 @@ mod tests {
         assert!(t.elapsed() < std::time::Duration::from_millis(50));
     }
 }
+
+/// Writes `total` bytes of the test pattern (byte `i` is `i % 251`: loss,
+/// duplication and reordering all show) to `w`, in 64 KiB writes.
+pub fn write_pattern(w: &mut impl std::io::Write, total: usize) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < total {
+        let n = chunk.len().min(total - sent);
+        for (i, b) in chunk[..n].iter_mut().enumerate() {
+            *b = ((sent + i) % 251) as u8;
+        }
+        w.write_all(&chunk[..n])?;
+        sent += n;
+    }
+    Ok(())
+}
+
+/// Reads `r` to its end, checking every byte against the test pattern (see
+/// [`write_pattern`]); returns how many bytes came. Panics at the first wrong byte.
+pub fn read_pattern(r: &mut impl std::io::Read) -> usize {
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf).expect("read the pattern");
+        if n == 0 {
+            return got;
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, ((got + i) % 251) as u8, "byte {} out of order", got + i);
+        }
+        got += n;
+    }
+}

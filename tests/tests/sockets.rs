@@ -73,15 +73,7 @@ fn backpressure_64mib(d: Driver) {
     let c = client(&s);
     let mut w = c.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut sent = 0usize;
-        while sent < TOTAL {
-            for (i, b) in chunk.iter_mut().enumerate() {
-                *b = ((sent + i) % 251) as u8;
-            }
-            w.write_all(&chunk).unwrap();
-            sent += chunk.len();
-        }
+        netkit_tests::write_pattern(&mut w, TOTAL).unwrap();
         w.shutdown(Shutdown::Write).unwrap();
     });
     // Reading nothing for a while: the server must stall, not buffer 64 MiB.
@@ -91,19 +83,7 @@ fn backpressure_64mib(d: Driver) {
         stalled_at < TOTAL as u64,
         "server read everything without backpressure"
     );
-    let mut r = c;
-    let mut got = 0usize;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = r.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        for (i, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, ((got + i) % 251) as u8, "byte {} out of order", got + i);
-        }
-        got += n;
-    }
+    let got = netkit_tests::read_pattern(&mut { c });
     writer.join().unwrap();
     assert_eq!(got, TOTAL);
     // Bounded: the write buffer plus at most one read chunk held back.

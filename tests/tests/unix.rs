@@ -94,33 +94,13 @@ fn backpressure(d: Driver) {
     let c = client(&path);
     let mut w = c.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut sent = 0usize;
-        while sent < TOTAL {
-            for (i, b) in chunk.iter_mut().enumerate() {
-                *b = ((sent + i) % 251) as u8;
-            }
-            w.write_all(&chunk).unwrap();
-            sent += chunk.len();
-        }
+        netkit_tests::write_pattern(&mut w, TOTAL).unwrap();
         w.shutdown(std::net::Shutdown::Write).unwrap();
     });
     // Let the server stall before reading anything.
     assert!(srv.wait(LIMIT, |s| s.bytes_in() > 0));
     std::thread::sleep(Duration::from_millis(200));
-    let mut r = c;
-    let mut got = 0usize;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = r.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        for (i, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, ((got + i) % 251) as u8, "byte {}", got + i);
-        }
-        got += n;
-    }
+    let got = netkit_tests::read_pattern(&mut { c });
     writer.join().unwrap();
     assert_eq!(got, TOTAL);
     assert!(
