@@ -130,22 +130,6 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     line.trim().strip_prefix("listening on ")?.parse().ok()
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn bin_builds_into_the_target_dir() {
-        let dir = super::target_dir();
-        assert!(dir.is_absolute(), "{}", dir.display());
-        let netkit = super::bin("netkit");
-        assert!(netkit.starts_with(&dir), "{}", netkit.display());
-        assert!(netkit.exists(), "{}", netkit.display());
-        // Later calls do not build again.
-        let t = std::time::Instant::now();
-        assert_eq!(super::bin("netkit"), netkit);
-        assert!(t.elapsed() < std::time::Duration::from_millis(50));
-    }
-}
-
 /// Writes `total` bytes of the test pattern (byte `i` is `i % 251`: loss,
 /// duplication and reordering all show) to `w`, in 64 KiB writes.
 pub fn write_pattern(w: &mut impl std::io::Write, total: usize) -> std::io::Result<()> {
@@ -176,5 +160,21 @@ pub fn read_pattern(r: &mut impl std::io::Read) -> usize {
             assert_eq!(*b, ((got + i) % 251) as u8, "byte {} out of order", got + i);
         }
         got += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bin_builds_into_the_target_dir() {
+        let dir = super::target_dir();
+        assert!(dir.is_absolute(), "{}", dir.display());
+        let netkit = super::bin("netkit");
+        assert!(netkit.starts_with(&dir), "{}", netkit.display());
+        assert!(netkit.exists(), "{}", netkit.display());
+        // Later calls do not build again.
+        let t = std::time::Instant::now();
+        assert_eq!(super::bin("netkit"), netkit);
+        assert!(t.elapsed() < std::time::Duration::from_millis(50));
     }
 }
