@@ -16,4 +16,11 @@
 //! assert_eq!(addrs, ["127.0.0.1", "::1"]);
 //! ```
 
+mod error;
 pub mod hosts;
+pub mod message;
+pub mod resolv_conf;
+
+pub use error::Error;
+pub use message::{Answer, Record, RecordData, Rtype, Soa};
+pub use resolv_conf::ResolvConf;
