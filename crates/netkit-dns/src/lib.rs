@@ -20,6 +20,7 @@ mod error;
 pub mod hosts;
 pub mod message;
 pub mod resolv_conf;
+pub mod resolver;
 
 pub use error::Error;
 pub use message::{Answer, Record, RecordData, Rtype, Soa};
