@@ -16,6 +16,7 @@
 //! assert_eq!(addrs, ["127.0.0.1", "::1"]);
 //! ```
 
+pub mod cache;
 mod error;
 pub mod hosts;
 pub mod message;

@@ -6,8 +6,8 @@
 //! and hands in a random ID (randomness comes from the driver, like time).
 //! The engine tells it what to send where ([`Output::Udp`], with the
 //! destination: connect the socket to it so ICMP errors come back), when to
-//! open a TCP connection ([`Output::TcpConnect`]) and send on it, when the
-//! query's sockets may close, and the outcome ([`Output::Done`]). A datagram
+//! open a TCP connection ([`Output::TcpConnect`]) and send on it, and each
+//! query's outcome ([`Resolver::poll_done`]), after which its sockets close. A datagram
 //! counts only when it comes from a server this query was sent to and carries
 //! its ID and its exact question; anything else is ignored, so an answer
 //! cannot be spoofed by guessing fewer than all three.
@@ -100,17 +100,20 @@ pub enum Output<'a> {
         /// The query.
         query: QueryId,
     },
-    /// The query's outcome; its sockets may close. Nothing more comes for it.
-    Done {
-        /// The query.
-        query: QueryId,
-        /// The name asked for.
-        name: String,
-        /// The type asked for.
-        rtype: Rtype,
-        /// The answer, or the error.
-        result: Outcome,
-    },
+}
+
+/// A query's outcome ([`Resolver::poll_done`]); its sockets may close.
+/// Nothing more comes for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// The query.
+    pub query: QueryId,
+    /// The name asked for.
+    pub name: String,
+    /// The type asked for.
+    pub rtype: Rtype,
+    /// The answer, or the error.
+    pub result: Outcome,
 }
 
 /// Where a query is.
@@ -151,7 +154,6 @@ enum Act {
     TcpConnect(QueryId, SocketAddr),
     TcpSend(QueryId),
     TcpClose(QueryId),
-    Done(QueryId, String, Rtype, Outcome),
 }
 
 /// The query engine. See the [module docs](self).
@@ -160,6 +162,7 @@ pub struct Resolver {
     config: Config,
     queries: Vec<Pending>,
     acts: VecDeque<Act>,
+    done: VecDeque<Done>,
     next_id: u64,
     /// The next first server (with `rotate`).
     next_first: usize,
@@ -185,6 +188,7 @@ impl Resolver {
             config,
             queries: Vec::new(),
             acts: VecDeque::new(),
+            done: VecDeque::new(),
             next_id: 0,
             next_first: 0,
         }
@@ -266,8 +270,12 @@ impl Resolver {
                     0,
                 )
             }));
-            self.acts
-                .push_back(Act::Done(p.id, p.name, p.rtype, result));
+            self.done.push_back(Done {
+                query: p.id,
+                name: p.name,
+                rtype: p.rtype,
+                result,
+            });
             return;
         }
         let n = self.config.servers.len();
@@ -298,8 +306,12 @@ impl Resolver {
         if !matches!(p.stage, Stage::Udp) {
             self.acts.push_back(Act::TcpClose(p.id));
         }
-        self.acts
-            .push_back(Act::Done(p.id, p.name, p.rtype, result));
+        self.done.push_back(Done {
+            query: p.id,
+            name: p.name,
+            rtype: p.rtype,
+            result,
+        });
     }
 
     /// Applies a verdict on a message received for query `i` from `from`
@@ -442,7 +454,8 @@ impl Resolver {
         }
     }
 
-    /// The next thing to do; poll after every call until `None`.
+    /// The next thing to do on the wire; poll after every call until `None`
+    /// (and [`poll_done`](Self::poll_done) for outcomes).
     pub fn poll_output(&mut self) -> Option<Output<'_>> {
         loop {
             let act = self.acts.pop_front()?;
@@ -473,16 +486,14 @@ impl Resolver {
                     });
                 }
                 Act::TcpClose(q) => return Some(Output::TcpClose { query: q }),
-                Act::Done(query, name, rtype, result) => {
-                    return Some(Output::Done {
-                        query,
-                        name,
-                        rtype,
-                        result,
-                    });
-                }
             }
         }
+    }
+
+    /// The next finished query; poll after every call until `None`.
+    #[must_use]
+    pub fn poll_done(&mut self) -> Option<Done> {
+        self.done.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
@@ -565,13 +576,15 @@ mod tests {
                 Output::TcpConnect { query, to } => Out::TcpConnect(query, to),
                 Output::TcpSend { query, bytes } => Out::TcpSend(query, bytes.to_vec()),
                 Output::TcpClose { query } => Out::TcpClose(query),
-                Output::Done { query, result, .. } => Out::Done(
-                    query,
-                    result
-                        .map(|a| a.records.into_iter().map(|r| r.data).collect())
-                        .map_err(|(e, ttl)| (e.to_string(), ttl)),
-                ),
             });
+        }
+        while let Some(Done { query, result, .. }) = r.poll_done() {
+            v.push(Out::Done(
+                query,
+                result
+                    .map(|a| a.records.into_iter().map(|r| r.data).collect())
+                    .map_err(|(e, ttl)| (e.to_string(), ttl)),
+            ));
         }
         v
     }
