@@ -1,10 +1,14 @@
-//! DNS for netkit, sans-IO.
+//! DNS for netkit, sans-IO: messages on hickory-proto ([`message`]), the query
+//! engine ([`resolver`]: UDP with ID, question and source checked, retries
+//! across servers, TCP for truncated answers), the cache with Bun's semantics
+//! and counters ([`cache`]), and the whole resolver with request coalescing
+//! and a getaddrinfo-style lookup ([`client::Dns`]); resolv.conf and hosts-file
+//! parsing ([`resolv_conf`], [`hosts`]).
 //!
-//! Today this crate holds the hosts-file parser that the drivers use to resolve
-//! `localhost` and other names listed in `/etc/hosts`; the DNS issue adds the
-//! message codec, the resolver state machine and the cache. Like every crate in
-//! `crates/`, it never touches the file system: the caller reads the file and
-//! hands the text in.
+//! Like every crate in `crates/`, it never touches a socket, a clock, the file
+//! system or a random number source: the driver sends what it is told to,
+//! hands in what arrives with the time, picks query IDs and source ports at
+//! random, and reads the files and hands their text in.
 //!
 //! # Examples
 //!
@@ -17,12 +21,14 @@
 //! ```
 
 pub mod cache;
+pub mod client;
 mod error;
 pub mod hosts;
 pub mod message;
 pub mod resolv_conf;
 pub mod resolver;
 
+pub use client::{Dns, DnsConfig, Event, Family, RequestId};
 pub use error::Error;
 pub use message::{Answer, Record, RecordData, Rtype, Soa};
 pub use resolv_conf::ResolvConf;
