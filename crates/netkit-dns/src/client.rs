@@ -518,6 +518,9 @@ mod tests {
         netkit_test_clock::origin()
     }
 
+    /// A zone entry: a name, its IPv4 address, its IPv6 address.
+    type Zone<'a> = (&'a str, Option<[u8; 4]>, Option<&'a str>);
+
     fn dns(search: &[&str]) -> Dns {
         Dns::new(DnsConfig {
             engine: Config {
@@ -536,7 +539,7 @@ mod tests {
     /// (name → A, AAAA), NXDOMAIN otherwise, as a driver would (events are
     /// drained between rounds and kept for `events`). Returns how many queries
     /// it saw.
-    fn serve(d: &mut Dns, zone: &[(&str, Option<[u8; 4]>, Option<&str>)]) -> usize {
+    fn serve(d: &mut Dns, zone: &[Zone<'_>]) -> usize {
         let mut seen = 0;
         loop {
             let mut ids = || 7u16;
