@@ -413,3 +413,177 @@ pub fn accept_gate(data: &[u8]) {
         assert_eq!(g.wants_accept(), g.poll_timeout().is_none());
     }
 }
+
+/// Arbitrary bytes as the response to a fixed query, for every record type:
+/// never panics; a verdict that accepts the bytes as ours only ever comes with
+/// our ID.
+pub fn dns_message(data: &[u8]) {
+    use netkit_dns::message::{Rtype, Verdict, read_response};
+    for t in Rtype::ALL {
+        let v = read_response(data, 0x1234, "fuzz.test", t);
+        if !matches!(v, Verdict::Ignore(_)) {
+            assert_eq!(data.get(..2), Some(&[0x12, 0x34][..]));
+        }
+    }
+    // The same bytes as a name.
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = netkit_dns::message::parse_name(s);
+    }
+}
+
+/// The whole resolver fed arbitrary events: the first bytes pick a request
+/// (resolve or lookup), then chunks become UDP datagrams (from a server or
+/// not), TCP bytes at arbitrary splits, socket errors and timeouts. Checks:
+/// no panic; every request ends at most once; nothing is in flight once every
+/// request ended; the stats add up.
+pub fn dns_resolver(data: &[u8]) {
+    use netkit_dns::cache::CacheConfig;
+    use netkit_dns::hosts::Hosts;
+    use netkit_dns::resolver::{Config, Output, QueryId};
+    use netkit_dns::{Dns, DnsConfig, Event, Family, Rtype};
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+
+    let server: SocketAddr = "10.0.0.1:53".parse().expect("literal");
+    let mut d = Dns::new(DnsConfig {
+        engine: Config {
+            servers: vec![server, "10.0.0.2:53".parse().expect("literal")],
+            timeout: Duration::from_secs(1),
+            attempts: 2,
+            rotate: data.first().is_some_and(|b| b & 1 == 1),
+        },
+        cache: CacheConfig::default(),
+        search: vec!["corp.test".into()],
+        ndots: 1,
+    });
+    let start = Instant::now();
+    let mut now = start;
+    let mut ids = {
+        let mut n = 0u16;
+        move || {
+            n = n.wrapping_add(1);
+            n
+        }
+    };
+    let mut open: HashSet<u64> = HashSet::new();
+    let mut ended: HashSet<u64> = HashSet::new();
+    let mut queries: Vec<QueryId> = Vec::new();
+    let mut it = data.iter().copied().skip(1);
+    let t = Rtype::ALL[usize::from(it.next().unwrap_or(0)) % Rtype::ALL.len()];
+    match it.next().unwrap_or(0) % 2 {
+        0 => {
+            if let Ok(r) = d.resolve(now, "a.test", t, ids()) {
+                open.insert(r.0);
+            }
+        }
+        _ => match d.lookup(now, "www", Family::Any, false, &Hosts::default(), &mut ids) {
+            Ok(Err(r)) => {
+                open.insert(r.0);
+            }
+            _ => return,
+        },
+    }
+    let rest: Vec<u8> = it.collect();
+    let mut chunks = rest.chunks(48);
+    loop {
+        while let Some(e) = d.poll_event(now, &mut ids) {
+            let r = match e {
+                Event::Resolved { request, .. } | Event::LookedUp { request, .. } => request.0,
+            };
+            assert!(open.remove(&r), "request {r} ended twice or was never made");
+            ended.insert(r);
+        }
+        while let Some(o) = d.poll_output() {
+            match o {
+                Output::Udp { query, .. } | Output::TcpConnect { query, .. } => queries.push(query),
+                Output::TcpSend { .. } | Output::TcpClose { .. } => {}
+            }
+        }
+        let Some(chunk) = chunks.next() else { break };
+        let (op, body) = chunk.split_first().unwrap_or((&0, &[]));
+        let q = queries
+            .get(usize::from(*op >> 3) % queries.len().max(1))
+            .copied()
+            .unwrap_or(QueryId(0));
+        match op % 8 {
+            0..=2 => d.handle_udp(now, q, server, body),
+            3 => d.handle_udp(now, q, "10.6.6.6:53".parse().expect("literal"), body),
+            4 => d.handle_tcp_connected(now, q),
+            5 => d.handle_tcp_input(now, q, body),
+            6 => d.handle_udp_error(now, q, "ECONNREFUSED"),
+            _ => {
+                now += Duration::from_millis(u64::from(body.first().copied().unwrap_or(0)) * 20);
+                d.handle_timeout(now);
+            }
+        }
+    }
+    // Time runs out: every request ends.
+    for _ in 0..16 {
+        now += Duration::from_secs(2);
+        d.handle_timeout(now);
+        while let Some(e) = d.poll_event(now, &mut ids) {
+            let r = match e {
+                Event::Resolved { request, .. } | Event::LookedUp { request, .. } => request.0,
+            };
+            assert!(open.remove(&r), "request {r} ended twice");
+        }
+        while d.poll_output().is_some() {}
+    }
+    assert!(open.is_empty(), "requests never ended: {open:?}");
+    assert_eq!(d.in_flight(), 0);
+    let st = d.stats();
+    assert_eq!(
+        st.total_count,
+        st.cache_hits_completed + st.cache_hits_inflight + st.cache_misses
+    );
+}
+
+/// Seeds for the DNS targets, as (`target/file`, bytes): real responses.
+pub fn dns_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+    use hickory_proto::rr::rdata::{A, CNAME};
+    use hickory_proto::rr::{Name, RData, Record};
+    use netkit_dns::message::{Rtype, encode_query};
+
+    let answer = |id: u16, qname: &str, t: Rtype, records: Vec<Record>, tc: bool| {
+        let q = Message::from_vec(&encode_query(id, qname, t).expect("query")).expect("decode");
+        let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = ResponseCode::NoError;
+        m.metadata.truncation = tc;
+        m.add_queries(q.queries.clone());
+        m.add_answers(records);
+        m.to_vec().expect("encode")
+    };
+    let name = |s: &str| Name::from_ascii(s).expect("name");
+    let a = |n: &str| Record::from_rdata(name(n), 60, RData::A(A::new(192, 0, 2, 1)));
+    let cname = |n: &str, to: &str| Record::from_rdata(name(n), 60, RData::CNAME(CNAME(name(to))));
+    let msg = answer(
+        0x1234,
+        "fuzz.test",
+        Rtype::A,
+        vec![cname("fuzz.test.", "real.test."), a("real.test.")],
+        false,
+    );
+    // Resolver: no rotate, type A, resolve; then a UDP datagram from the
+    // server (op 0), and a truncated one then TCP (ops 4, 5).
+    let mut udp = vec![0u8, 0, 0, 0];
+    udp.extend(answer(1, "a.test", Rtype::A, vec![a("a.test.")], false));
+    let mut tcp = vec![0u8, 0, 0, 0];
+    let tc = answer(1, "a.test", Rtype::A, vec![], true);
+    tcp.extend(&tc);
+    tcp.resize(4 + 48, 0);
+    tcp.push(4);
+    tcp.resize(4 + 96, 0);
+    let full = answer(1, "a.test", Rtype::A, vec![a("a.test.")], false);
+    let mut framed = (full.len() as u16).to_be_bytes().to_vec();
+    framed.extend(&full);
+    for piece in framed.chunks(47) {
+        tcp.push(5);
+        tcp.extend(piece);
+    }
+    vec![
+        ("dns_message/seed-cname-chain", msg),
+        ("dns_resolver/seed-udp-answer", udp),
+        ("dns_resolver/seed-tc-then-tcp", tcp),
+    ]
+}

@@ -63,3 +63,26 @@ fn connect_plan_corpus() {
 fn accept_gate_corpus() {
     replay("accept_gate", netkit_tests::fuzz::accept_gate);
 }
+
+#[test]
+fn dns_message_corpus() {
+    replay("dns_message", netkit_tests::fuzz::dns_message);
+}
+
+#[test]
+fn dns_resolver_corpus() {
+    replay("dns_resolver", netkit_tests::fuzz::dns_resolver);
+}
+
+/// Regenerates the DNS seeds (real responses):
+/// `cargo test -p netkit-tests --test fuzz_corpus -- --ignored write_dns_seeds`.
+#[test]
+#[ignore]
+fn write_dns_seeds() {
+    let root = netkit_tests::workspace_root().join("fuzz/corpus");
+    for (name, seed) in netkit_tests::fuzz::dns_seeds() {
+        let (target, file) = name.split_once('/').unwrap();
+        std::fs::create_dir_all(root.join(target)).unwrap();
+        std::fs::write(root.join(target).join(file), seed).unwrap();
+    }
+}

@@ -1,0 +1,3 @@
+#![no_main]
+//! Arbitrary bytes against netkit-dns (see netkit_tests::fuzz::dns_resolver).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit_tests::fuzz::dns_resolver(data));
