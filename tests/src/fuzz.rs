@@ -468,6 +468,7 @@ pub fn dns_resolver(data: &[u8]) {
     let mut open: HashSet<u64> = HashSet::new();
     let mut ended: HashSet<u64> = HashSet::new();
     let mut queries: Vec<QueryId> = Vec::new();
+    let mut closed: Vec<QueryId> = Vec::new();
     let mut it = data.iter().copied().skip(1);
     let t = Rtype::ALL[usize::from(it.next().unwrap_or(0)) % Rtype::ALL.len()];
     match it.next().unwrap_or(0) % 2 {
@@ -496,7 +497,7 @@ pub fn dns_resolver(data: &[u8]) {
         while let Some(o) = d.poll_output() {
             match o {
                 Output::Udp { query, .. } | Output::TcpConnect { query, .. } => queries.push(query),
-                Output::TcpSend { .. } | Output::TcpClose { .. } => {}
+                Output::TcpSend { .. } | Output::TcpClose { .. } | Output::Close { .. } => {}
             }
         }
         let Some(chunk) = chunks.next() else { break };
@@ -527,9 +528,17 @@ pub fn dns_resolver(data: &[u8]) {
             };
             assert!(open.remove(&r), "request {r} ended twice");
         }
-        while d.poll_output().is_some() {}
+        while let Some(o) = d.poll_output() {
+            if let Output::Close { query } = o {
+                assert!(!closed.contains(&query), "closed twice");
+                closed.push(query);
+            }
+        }
     }
     assert!(open.is_empty(), "requests never ended: {open:?}");
+    queries.sort();
+    closed.sort();
+    assert_eq!(queries, closed, "every query's sockets are closed once");
     assert_eq!(d.in_flight(), 0);
     let st = d.stats();
     assert_eq!(

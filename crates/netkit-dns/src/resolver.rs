@@ -100,6 +100,12 @@ pub enum Output<'a> {
         /// The query.
         query: QueryId,
     },
+    /// The query ended (its outcome is in [`Resolver::poll_done`]): close
+    /// its UDP socket too.
+    Close {
+        /// The query.
+        query: QueryId,
+    },
 }
 
 /// A query's outcome ([`Resolver::poll_done`]); its sockets may close.
@@ -154,6 +160,7 @@ enum Act {
     TcpConnect(QueryId, SocketAddr),
     TcpSend(QueryId),
     TcpClose(QueryId),
+    Close(QueryId),
 }
 
 /// The query engine. See the [module docs](self).
@@ -261,6 +268,7 @@ impl Resolver {
         }
         if self.queries[i].tries >= self.total_tries() {
             let p = self.queries.swap_remove(i);
+            self.acts.push_back(Act::Close(p.id));
             let result = Err(p.failure.unwrap_or_else(|| {
                 (
                     Error::Timeout {
@@ -306,6 +314,7 @@ impl Resolver {
         if !matches!(p.stage, Stage::Udp) {
             self.acts.push_back(Act::TcpClose(p.id));
         }
+        self.acts.push_back(Act::Close(p.id));
         self.done.push_back(Done {
             query: p.id,
             name: p.name,
@@ -451,6 +460,7 @@ impl Resolver {
             if !matches!(p.stage, Stage::Udp) {
                 self.acts.push_back(Act::TcpClose(q));
             }
+            self.acts.push_back(Act::Close(q));
         }
     }
 
@@ -486,6 +496,7 @@ impl Resolver {
                     });
                 }
                 Act::TcpClose(q) => return Some(Output::TcpClose { query: q }),
+                Act::Close(q) => return Some(Output::Close { query: q }),
             }
         }
     }
@@ -576,6 +587,7 @@ mod tests {
                 Output::TcpConnect { query, to } => Out::TcpConnect(query, to),
                 Output::TcpSend { query, bytes } => Out::TcpSend(query, bytes.to_vec()),
                 Output::TcpClose { query } => Out::TcpClose(query),
+                Output::Close { .. } => continue,
             });
         }
         while let Some(Done { query, result, .. }) = r.poll_done() {
