@@ -496,8 +496,17 @@ pub fn dns_resolver(data: &[u8]) {
         }
         while let Some(o) = d.poll_output() {
             match o {
-                Output::Udp { query, .. } | Output::TcpConnect { query, .. } => queries.push(query),
-                Output::TcpSend { .. } | Output::TcpClose { .. } | Output::Close { .. } => {}
+                Output::Udp { query, .. } | Output::TcpConnect { query, .. } => {
+                    assert!(!closed.contains(&query), "output for a closed query");
+                    if !queries.contains(&query) {
+                        queries.push(query);
+                    }
+                }
+                Output::Close { query } => {
+                    assert!(!closed.contains(&query), "closed twice");
+                    closed.push(query);
+                }
+                Output::TcpSend { .. } | Output::TcpClose { .. } => {}
             }
         }
         let Some(chunk) = chunks.next() else { break };
@@ -538,7 +547,10 @@ pub fn dns_resolver(data: &[u8]) {
     assert!(open.is_empty(), "requests never ended: {open:?}");
     queries.sort();
     closed.sort();
-    assert_eq!(queries, closed, "every query's sockets are closed once");
+    assert_eq!(
+        queries, closed,
+        "every query's sockets are closed once (data {data:?})"
+    );
     assert_eq!(d.in_flight(), 0);
     let st = d.stats();
     assert_eq!(
