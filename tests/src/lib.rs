@@ -5,6 +5,7 @@
 //! Every later issue adds its peer here (nginx, tinyproxy, nsd, openssl...)
 //! instead of writing its own start-up code.
 
+pub mod dns;
 pub mod fuzz;
 pub mod peer;
 pub mod pki;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netkit_smol as nsmol;
-use netkit_sys::resolve::HostsFile;
+use netkit_sys::resolve::{DnsSettings, HostsFile};
 use netkit_sys::{ConnectOptions, Error, Resolver, SharedHandler, Socket};
 use netkit_tests::peer::TempDir;
 use netkit_tests::servers::Driver;
@@ -65,13 +65,51 @@ impl SharedHandler for Log {
     }
 }
 
+/// A canned DNS server every client of these tests asks: `dns.test` names
+/// 127.0.0.1 (and ::1); any other name is NXDOMAIN.
+fn fake_dns() -> &'static netkit_tests::dns::FakeDns {
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::{A, AAAA};
+    static DNS: std::sync::OnceLock<netkit_tests::dns::FakeDns> = std::sync::OnceLock::new();
+    DNS.get_or_init(|| {
+        netkit_tests::dns::FakeDns::start(vec![
+            netkit_tests::dns::record("dns.test.", 60, RData::A(A::new(127, 0, 0, 1))),
+            netkit_tests::dns::record(
+                "dns.test.",
+                60,
+                RData::AAAA(AAAA::from(std::net::Ipv6Addr::LOCALHOST)),
+            ),
+        ])
+    })
+}
+
+/// Settings that ask `server` only.
+fn settings(server: SocketAddr) -> DnsSettings {
+    DnsSettings {
+        resolv_conf: netkit_dns::ResolvConf::default(),
+        servers: Some(vec![server]),
+        cache: netkit_dns::cache::CacheConfig::default(),
+        prefer_v6: false,
+    }
+}
+
 /// Runs one client to completion on `d`, resolving with `hosts` (a hosts
-/// file's text) when given; returns what its handler saw.
+/// file's text) when given, then the canned DNS server; returns what its
+/// handler saw.
 fn run_client(d: Driver, opts: ConnectOptions, hosts: Option<&Path>) -> Vec<String> {
+    run_client_with(d, opts, hosts, fake_dns().addr())
+}
+
+fn run_client_with(
+    d: Driver,
+    opts: ConnectOptions,
+    hosts: Option<&Path>,
+    dns: SocketAddr,
+) -> Vec<String> {
     let log = Log::default();
     let resolver = || match hosts {
-        Some(p) => Resolver::new(HostsFile::new(p)),
-        None => Resolver::default(),
+        Some(p) => Resolver::new(HostsFile::new(p), settings(dns)),
+        None => Resolver::new(HostsFile::new("/nonexistent"), settings(dns)),
     };
     match d {
         Driver::Blocking => {
@@ -290,6 +328,31 @@ fn unix_half_close(d: Driver) {
     assert_half_close(&log, "");
 }
 
+/// A name only DNS knows: the plan waits for the resolver, then connects
+/// (`localhost`-style fallback from ::1 to 127.0.0.1 included).
+fn a_name_only_dns_knows(d: Driver) {
+    let (addr, peer) = answering_peer("127.0.0.1");
+    let log = run_client(d, ConnectOptions::new("dns.test", addr.port()), None);
+    peer.join().unwrap();
+    assert_half_close(&log, "127.0.0.1");
+    assert!(fake_dns().questions().iter().any(|q| q == "dns.test. A"));
+}
+
+/// A dead DNS server: the connect fails with the resolver's error, at once
+/// (ICMP port unreachable), not after a timeout.
+fn a_dead_dns_server_is_a_connect_error(d: Driver) {
+    let log = run_client_with(
+        d,
+        ConnectOptions::new("anything.test", 80),
+        None,
+        SocketAddr::from(([127, 0, 0, 1], closed_port())),
+    );
+    assert_eq!(
+        log,
+        ["connect_error:ECONNREFUSED: getaddrinfo anything.test"]
+    );
+}
+
 fn a_bad_tls_server_name_is_a_connect_error(d: Driver) {
     let mut opts = ConnectOptions::new("127.0.0.1", closed_port());
     opts.tls = Some(netkit_sys::ClientTls {
@@ -316,6 +379,8 @@ netkit_tests::both_drivers!(
     unix_path_without_listener_is_refused,
     unix_half_close,
     a_bad_tls_server_name_is_a_connect_error,
+    a_name_only_dns_knows,
+    a_dead_dns_server_is_a_connect_error,
 );
 
 #[test]

@@ -2,18 +2,22 @@
 //! sources and for the loop's own timers), and the turn.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use std::{fmt, mem};
 
+use netkit_dns::{Answer, Family, RequestId, Rtype};
 use netkit_sys::Resolver;
 use netkit_sys::net::Endpoint;
 use netkit_sys::net::bind_listener;
+use netkit_sys::resolve::Resolution;
 use netkit_sys::sys::poller::{Events, Poller};
 use slab::Slab;
 
+use crate::dns::{DNS_SOURCE, DnsIo};
 use crate::group::Group;
 use crate::handle::{Command, LoopHandle, Shared};
 use crate::source::{Cx, Source, TimerHeap, key, split_key};
@@ -70,6 +74,17 @@ pub struct TimerId {
 
 type TimerFn = Box<dyn FnOnce(&mut EventLoop)>;
 
+/// A `lookup` callback of the loop's DNS API.
+type LookupFn = Box<dyn FnOnce(&mut EventLoop, Result<Vec<IpAddr>, Error>)>;
+/// A `resolve` callback of the loop's DNS API.
+type ResolveFn = Box<dyn FnOnce(&mut EventLoop, Result<Answer, netkit_dns::Error>)>;
+
+/// A callback of the loop's DNS API, waiting for its request.
+enum DnsCallback {
+    Lookup(String, LookupFn),
+    Resolve(ResolveFn),
+}
+
 struct Entry {
     generation: u64,
     referenced: bool,
@@ -89,6 +104,8 @@ pub struct EventLoop {
     callbacks: Slab<(Instant, TimerFn)>,
     soon: Vec<u64>,
     resolver: Resolver,
+    dns: DnsIo,
+    dns_callbacks: HashMap<RequestId, DnsCallback>,
 }
 
 impl fmt::Debug for EventLoop {
@@ -117,6 +134,8 @@ impl EventLoop {
             callbacks: Slab::new(),
             soon: Vec::new(),
             resolver: Resolver::default(),
+            dns: DnsIo::default(),
+            dns_callbacks: HashMap::new(),
         })
     }
 
@@ -127,9 +146,88 @@ impl EventLoop {
         }
     }
 
-    /// The loop's resolver (the connect plan's resolution step).
+    /// The loop's resolver: the connect plan's resolution step and the DNS
+    /// API below. Replace it (`*lp.resolver() = Resolver::new(..)`) to ask
+    /// other servers or read another hosts file.
     pub fn resolver(&mut self) -> &mut Resolver {
         &mut self.resolver
+    }
+
+    /// node's `dns.lookup`: the addresses of `host` (IP literal, hosts file,
+    /// then DNS through the cache), in connect order; `f` runs with them on
+    /// the loop (at once when no query is needed).
+    pub fn lookup(
+        &mut self,
+        host: &str,
+        family: Family,
+        f: impl FnOnce(&mut Self, Result<Vec<IpAddr>, Error>) + 'static,
+    ) {
+        match self.resolver.lookup_family(Instant::now(), host, family) {
+            Resolution::Ready(r) => f(self, r),
+            Resolution::Pending(req) => {
+                self.dns_callbacks
+                    .insert(req, DnsCallback::Lookup(host.to_string(), Box::new(f)));
+            }
+        }
+    }
+
+    /// node's `dns.resolve*`: the records of `name` of type `rtype` (never the
+    /// hosts file), from the cache or the servers; `f` runs with them on the
+    /// loop.
+    pub fn resolve(
+        &mut self,
+        name: &str,
+        rtype: Rtype,
+        f: impl FnOnce(&mut Self, Result<Answer, netkit_dns::Error>) + 'static,
+    ) {
+        match self.resolver.resolve(Instant::now(), name, rtype) {
+            Resolution::Ready(r) => f(self, r),
+            Resolution::Pending(req) => {
+                self.dns_callbacks
+                    .insert(req, DnsCallback::Resolve(Box::new(f)));
+            }
+        }
+    }
+
+    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`).
+    pub fn prefetch(&mut self, host: &str) {
+        self.lookup(host, Family::Any, |_, _| {});
+    }
+
+    /// Bun's six DNS cache counters (`dns.getCacheStats()`).
+    pub fn dns_stats(&self) -> netkit_dns::cache::Stats {
+        self.resolver.stats()
+    }
+
+    /// Carries out the resolver's outputs and hands finished requests to
+    /// whoever waits: a connecting socket's group (through the soon list) or
+    /// a callback.
+    fn pump_dns(&mut self, now: Instant) {
+        let finished = self.dns.pump(
+            &self.shared.poller,
+            &mut self.timers,
+            &mut self.resolver,
+            now,
+        );
+        for r in finished {
+            if let Some(k) = self.dns.waiters.remove(&r) {
+                self.soon.push(k);
+                continue;
+            }
+            match self.dns_callbacks.remove(&r) {
+                Some(DnsCallback::Lookup(host, f)) => {
+                    if let Some(res) = self.resolver.take_lookup(r, &host) {
+                        f(self, res);
+                    }
+                }
+                Some(DnsCallback::Resolve(f)) => {
+                    if let Some(res) = self.resolver.take_resolve(r) {
+                        f(self, res);
+                    }
+                }
+                None => self.resolver.forget(r),
+            }
+        }
     }
 
     /// Adds a service the loop drives until it [is done](Source::is_done).
@@ -407,6 +505,7 @@ impl EventLoop {
             .any(|(_, e)| e.referenced && !e.source.is_done())
             || !self.soon.is_empty()
             || !self.callbacks.is_empty()
+            || !self.dns_callbacks.is_empty()
     }
 
     /// Runs until no referenced server, client group, service or timer is left.
@@ -415,6 +514,7 @@ impl EventLoop {
             // Work that needs no waiting (failed connects, posted commands) may be
             // all that is left: do it before deciding to block.
             self.run_commands();
+            self.pump_dns(Instant::now());
             self.run_soon();
             if !self.is_alive() {
                 return Ok(());
@@ -456,6 +556,7 @@ impl EventLoop {
             timers: &mut self.timers,
             soon: &mut self.soon,
             resolver: &mut self.resolver,
+            dns_waiters: &mut self.dns.waiters,
             source: idx,
             buf: &mut self.buf,
             now,
@@ -470,6 +571,7 @@ impl EventLoop {
             timers: &mut self.timers,
             soon: &mut self.soon,
             resolver: &mut self.resolver,
+            dns_waiters: &mut self.dns.waiters,
             source: idx,
             buf: &mut self.buf,
             now,
@@ -481,6 +583,7 @@ impl EventLoop {
     /// dispatch I/O, fire timers, run commands.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.run_commands();
+        self.pump_dns(Instant::now());
         self.run_soon();
         let mut wait = timeout;
         if let Some(Reverse((t, _))) = self.timers.peek() {
@@ -498,12 +601,28 @@ impl EventLoop {
         }
         let now = Instant::now();
         let events = mem::replace(&mut self.events, Events::new_empty());
+        let mut dns_touched = false;
         for ev in events.iter() {
             let (source, token) = split_key(ev.key as u64);
+            if source == DNS_SOURCE {
+                self.dns.ready(
+                    &self.shared.poller,
+                    &mut self.resolver,
+                    &mut self.buf,
+                    now,
+                    token,
+                    ev,
+                );
+                dns_touched = true;
+                continue;
+            }
             self.with_cx(source, now, |src, cx| src.ready(cx, token, ev));
         }
         self.events = events;
         self.fire_timers(now);
+        if dns_touched || self.dns.busy() {
+            self.pump_dns(now);
+        }
         self.run_commands();
         self.reap();
         Ok(())
@@ -526,7 +645,9 @@ impl EventLoop {
             }
             self.timers.pop();
             let (source, token) = split_key(k);
-            if source == LOOP_TIMERS {
+            if source == DNS_SOURCE {
+                self.dns.timer(&mut self.resolver, now, t);
+            } else if source == LOOP_TIMERS {
                 let slot = token as usize;
                 if self.callbacks.get(slot).is_some_and(|(at, _)| *at == t) {
                     let (_, f) = self.callbacks.remove(slot);

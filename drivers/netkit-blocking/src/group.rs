@@ -14,6 +14,7 @@ use netkit_socket::accept::AcceptGate;
 use netkit_socket::connect::{Action, AttemptId, ConnectPlan};
 use netkit_sys::net::{Endpoint, Listener, connect_result, start_connect};
 use netkit_sys::os_error;
+use netkit_sys::resolve::Resolution;
 use netkit_tls::{Machine, SocketEvent as Event};
 use slab::Slab;
 use socket2::Socket as RawSocket;
@@ -30,11 +31,14 @@ pub(crate) const LISTENER: u32 = u32::MAX;
 /// Tokens with this bit name a connect attempt (the rest is its index).
 const ATTEMPT: u32 = 1 << 31;
 
-/// A connection's connect in progress: the plan, and its attempts' indexes.
+/// A connection's connect in progress: the plan, its attempts' indexes, and
+/// the resolver's request it waits for.
 struct Connecting {
     plan: ConnectPlan<netkit_tls::Error>,
     opts: ConnectOptions,
     attempts: Vec<(AttemptId, usize)>,
+    /// A DNS lookup in flight, for this host.
+    resolving: Option<(netkit_dns::RequestId, String)>,
 }
 
 /// One connection: its socket, its state machine and the user's data.
@@ -158,6 +162,7 @@ impl<H: Handler> Group<H> {
                         plan,
                         opts,
                         attempts: Vec::new(),
+                        resolving: None,
                     })),
                 )
             }
@@ -198,8 +203,14 @@ impl<H: Handler> Group<H> {
             match action {
                 Action::Resolve { host } => {
                     let now = cx.now;
-                    let answer = cx.resolver().lookup(now, &host);
-                    c.plan.handle_resolved(cx.now, answer);
+                    match cx.resolver().lookup(now, &host) {
+                        Resolution::Ready(answer) => c.plan.handle_resolved(now, answer),
+                        Resolution::Pending(r) => {
+                            // Asked: `soon` takes the answer when it comes.
+                            cx.wake_on_dns(r, slot);
+                            c.resolving = Some((r, host));
+                        }
+                    }
                 }
                 Action::Attempt { id, addr } => {
                     let to = c.opts.endpoint(addr);
@@ -386,6 +397,10 @@ impl<H: Handler> Group<H> {
                 for (_, idx) in &c.attempts {
                     let a = self.attempts.remove(*idx);
                     let _ = cx.deregister(&a.sock);
+                }
+                if let Some((r, _)) = &c.resolving {
+                    cx.dns_waiters.remove(r);
+                    cx.resolver().forget(*r);
                 }
             }
             close_conn(cx, conn);
@@ -601,6 +616,20 @@ impl<H: Handler> Source for Group<H> {
     }
 
     fn soon(&mut self, cx: &mut Cx<'_>, token: u32) {
+        // A DNS answer this connection waited for?
+        if let Some(c) = self
+            .conns
+            .get_mut(token as usize)
+            .and_then(|c| c.connecting.as_mut())
+        {
+            if let Some((r, host)) = c.resolving.take() {
+                match cx.resolver().take_lookup(r, &host) {
+                    Some(answer) => c.plan.handle_resolved(cx.now, answer),
+                    None => c.resolving = Some((r, host)),
+                }
+                self.drive_plan(cx, token);
+            }
+        }
         self.pump(cx, token);
     }
 

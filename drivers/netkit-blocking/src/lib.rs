@@ -62,6 +62,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod dns;
 mod event_loop;
 mod group;
 mod handle;

@@ -37,6 +37,8 @@ pub struct Cx<'a> {
     pub(crate) timers: &'a mut TimerHeap,
     pub(crate) soon: &'a mut Vec<u64>,
     pub(crate) resolver: &'a mut Resolver,
+    /// Who to wake when a DNS request finishes.
+    pub(crate) dns_waiters: &'a mut std::collections::HashMap<netkit_dns::RequestId, u64>,
     pub(crate) source: usize,
     /// The loop's read buffer, shared by every socket of the loop.
     pub buf: &'a mut [u8],
@@ -98,6 +100,12 @@ impl Cx<'_> {
     /// The loop's resolver (the connect plan's resolution step).
     pub fn resolver(&mut self) -> &mut Resolver {
         self.resolver
+    }
+
+    /// Calls [`Source::soon`] with `token` once the resolver's request `r`
+    /// finished; take its answer from [`resolver`](Self::resolver) then.
+    pub fn wake_on_dns(&mut self, r: netkit_dns::RequestId, token: u32) {
+        self.dns_waiters.insert(r, key(self.source, token));
     }
 }
 

@@ -58,6 +58,7 @@
 //! ```
 
 mod conn;
+mod dns;
 mod runtime;
 mod server;
 mod stream;

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -17,10 +17,13 @@ use netkit_sys::{ConnectOptions, Error, Resolver, os_error};
 use socket2::Socket as RawSocket;
 
 use crate::conn::{Shared, deliver, drive};
+use crate::dns::{DnsService, Waiter};
 use crate::{Handler, ListenOptions, Server};
+use netkit_dns::{Answer, Family, Rtype};
+use netkit_sys::resolve::Resolution;
 
 struct Inner {
-    resolver: Mutex<Resolver>,
+    dns: Arc<DnsService>,
 }
 
 /// What the netkit connections of a process share: the resolver (hosts file
@@ -54,7 +57,7 @@ impl Runtime {
     pub fn with_resolver(resolver: Resolver) -> Self {
         Self {
             inner: Arc::new(Inner {
-                resolver: Mutex::new(resolver),
+                dns: Arc::new(DnsService::new(resolver)),
             }),
         }
     }
@@ -65,14 +68,69 @@ impl Runtime {
         GLOBAL.get_or_init(Self::new)
     }
 
-    /// The addresses of `host` (the connect plan's resolution step).
+    /// The addresses of `host` (the connect plan's resolution step; node's
+    /// `dns.lookup`): an IP literal, the hosts file, then DNS through the
+    /// cache, in connect order.
     pub async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, Error> {
-        let mut r = self
-            .inner
-            .resolver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        r.lookup(Instant::now(), host)
+        self.lookup_family(host, Family::Any).await
+    }
+
+    /// [`lookup`](Self::lookup) for one family.
+    pub async fn lookup_family(&self, host: &str, family: Family) -> Result<Vec<IpAddr>, Error> {
+        let rx = {
+            let mut st = self.inner.dns.lock();
+            match st.resolver.lookup_family(Instant::now(), host, family) {
+                Resolution::Ready(r) => return r,
+                Resolution::Pending(req) => {
+                    let (tx, rx) = async_channel::bounded(1);
+                    self.inner
+                        .dns
+                        .wait(&mut st, req, Waiter::Lookup(host.to_string(), tx));
+                    rx
+                }
+            }
+        };
+        rx.recv()
+            .await
+            .unwrap_or_else(|_| Err(Error::os("ECANCELED", format!("getaddrinfo {host}"))))
+    }
+
+    /// node's `dns.resolve*`: the records of `name` of type `rtype` (never
+    /// the hosts file), from the cache or the servers.
+    pub async fn resolve(&self, name: &str, rtype: Rtype) -> Result<Answer, netkit_dns::Error> {
+        let rx = {
+            let mut st = self.inner.dns.lock();
+            match st.resolver.resolve(Instant::now(), name, rtype) {
+                Resolution::Ready(r) => return r,
+                Resolution::Pending(req) => {
+                    let (tx, rx) = async_channel::bounded(1);
+                    self.inner.dns.wait(&mut st, req, Waiter::Resolve(tx));
+                    rx
+                }
+            }
+        };
+        rx.recv().await.unwrap_or_else(|_| {
+            Err(netkit_dns::Error::Timeout {
+                op: rtype.op().into(),
+                name: name.into(),
+            })
+        })
+    }
+
+    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`).
+    pub fn prefetch(&self, host: &str) {
+        let mut st = self.inner.dns.lock();
+        if let Resolution::Pending(req) = st.resolver.lookup(Instant::now(), host) {
+            let (tx, _rx) = async_channel::bounded(1);
+            self.inner
+                .dns
+                .wait(&mut st, req, Waiter::Lookup(host.to_string(), tx));
+        }
+    }
+
+    /// Bun's six DNS cache counters (`dns.getCacheStats()`).
+    pub fn dns_stats(&self) -> netkit_dns::cache::Stats {
+        self.inner.dns.lock().resolver.stats()
     }
 
     /// Binds a server (Bun's `Bun.listen`), TCP or Unix; call
@@ -82,12 +140,8 @@ impl Runtime {
         H::Data: Default,
     {
         let listener = {
-            let mut r = self
-                .inner
-                .resolver
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            netkit_sys::net::bind_listener(&opts, &mut r)?
+            let mut st = self.inner.dns.lock();
+            netkit_sys::net::bind_listener(&opts, &mut st.resolver)?
         };
         crate::server::Unbound::new(listener, opts).map(|s| s.with_handler(handler))
     }

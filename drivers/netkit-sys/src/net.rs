@@ -104,7 +104,7 @@ impl Drop for Listener {
 
 /// Binds a non-blocking listener for `opts`: a Unix socket at `opts.unix`, else
 /// TCP on `hostname:port` (`SO_REUSEADDR` always, `SO_REUSEPORT` on request;
-/// the host must be an IP literal or a hosts-file name).
+/// the host must be an IP literal or a hosts-file name: no DNS).
 pub fn bind_listener(
     opts: &ListenOptions,
     resolver: &mut crate::Resolver,
@@ -112,11 +112,16 @@ pub fn bind_listener(
     if let Some(path) = &opts.unix {
         return bind_unix(path, opts.backlog);
     }
-    let ip = resolver
-        .lookup(std::time::Instant::now(), &opts.hostname)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {}", opts.hostname)))?;
+    // A listener binds an IP literal or a hosts-file name (`localhost`): no
+    // DNS round trip before a server can start.
+    let ip = match resolver.lookup(std::time::Instant::now(), &opts.hostname) {
+        crate::resolve::Resolution::Ready(r) => r?.into_iter().next(),
+        crate::resolve::Resolution::Pending(r) => {
+            resolver.forget(r);
+            None
+        }
+    }
+    .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {}", opts.hostname)))?;
     let addr = SocketAddr::new(ip, opts.port);
     let io = |e: io::Error| os_error(&e, format!("listen {addr}"));
     let sock =

@@ -1,16 +1,26 @@
-//! The connect plan's resolution step, answered by the drivers.
+//! The resolver both drivers run: the connect plan's resolution step and
+//! node's `dns` API, over one [`Dns`] (netkit-dns's sans-IO resolver and its
+//! cache) per loop or runtime.
 //!
-//! Today a [`Resolver`] answers from the hosts file (`$NETKIT_HOSTS` or
-//! `/etc/hosts`), read once and re-read only when it changes (its size or
-//! modification time, checked at most once a second), never on every connect;
-//! other names are `ENOTFOUND`. The DNS issue's resolver answers the same
-//! requests later, asynchronously, without changing the plan.
+//! What it decides is netkit-dns's; what is here is what a driver must add and
+//! both drivers share: the settings read from the environment and the files
+//! (`NETKIT_RESOLV_CONF` or `/etc/resolv.conf`, `NETKIT_HOSTS` or
+//! `/etc/hosts`, `NETKIT_DNS_TTL_SECONDS` or Bun's
+//! `BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS`), the hosts file re-read when it
+//! changes (its size or mtime, checked at most once a second), random query
+//! IDs from the OS, whether IPv6 comes first (a global IPv6 route), and a
+//! mailbox of finished requests for the driver to hand back to whoever asked.
+//! The sockets are each driver's own.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use netkit_dns::cache::CacheConfig;
 use netkit_dns::hosts::Hosts;
+use netkit_dns::resolver::Config as EngineConfig;
+use netkit_dns::{Answer, Dns, DnsConfig, Event, Family, RequestId, ResolvConf, Rtype};
 
 use crate::Error;
 
@@ -66,39 +76,282 @@ impl HostsFile {
     }
 }
 
-/// Answers the connect plan's resolution requests (one per loop or runtime).
+/// How the resolver is set up: resolv.conf, with overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// The parsed resolv.conf.
+    pub resolv_conf: ResolvConf,
+    /// Servers to ask instead of resolv.conf's (`--dns-server`, curl's
+    /// `--dns-servers`).
+    pub servers: Option<Vec<SocketAddr>>,
+    /// The cache's TTL and size.
+    pub cache: CacheConfig,
+    /// Ask IPv6 first in a lookup (a global IPv6 route exists).
+    pub prefer_v6: bool,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        Self::from_env()
+    }
+}
+
+/// The cache TTL the environment sets: `NETKIT_DNS_TTL_SECONDS`, else Bun's
+/// `BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS`, else 30 s.
+pub fn env_cache_ttl() -> Duration {
+    [
+        "NETKIT_DNS_TTL_SECONDS",
+        "BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.trim().parse::<u64>().ok())
+    .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
+impl DnsSettings {
+    /// From the environment: `NETKIT_RESOLV_CONF` (default
+    /// `/etc/resolv.conf`; a missing file is an empty one), the cache TTL
+    /// ([`env_cache_ttl`]), and IPv6 first when the machine routes to global
+    /// IPv6 addresses.
+    pub fn from_env() -> Self {
+        let path =
+            std::env::var_os("NETKIT_RESOLV_CONF").unwrap_or_else(|| "/etc/resolv.conf".into());
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        Self {
+            resolv_conf: ResolvConf::parse(&text),
+            servers: None,
+            cache: CacheConfig {
+                ttl: env_cache_ttl(),
+                ..CacheConfig::default()
+            },
+            prefer_v6: crate::sys::caps::caps().global_ipv6_route,
+        }
+    }
+
+    /// The servers asked: the override, else resolv.conf's, else 127.0.0.1
+    /// (glibc's default when resolv.conf names none).
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        match &self.servers {
+            Some(s) => s.clone(),
+            None if self.resolv_conf.nameservers.is_empty() => {
+                vec![SocketAddr::from(([127, 0, 0, 1], 53))]
+            }
+            None => self.resolv_conf.nameservers.clone(),
+        }
+    }
+
+    /// The sans-IO resolver's configuration.
+    pub fn dns_config(&self) -> DnsConfig {
+        let mut c = DnsConfig::from_resolv_conf(&self.resolv_conf);
+        c.engine = EngineConfig {
+            servers: self.servers(),
+            ..c.engine
+        };
+        c.cache = self.cache;
+        c
+    }
+}
+
+/// Parses `IP[:PORT]` (IPv6 as `[::1]:53` or bare `::1`), port 53 by default.
+pub fn parse_server(s: &str) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    parse_ip(s).map(|ip| SocketAddr::new(ip, 53))
+}
+
+/// A request's answer, now or later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution<T, E = Error> {
+    /// Answered at once (an IP literal, the hosts file, the cache).
+    Ready(Result<T, E>),
+    /// Asked: the answer comes through [`Resolver::take_lookup`] once the
+    /// driver saw this request finish.
+    Pending(RequestId),
+}
+
+/// A random query ID from the OS's generator (spoofing resistance rests on
+/// it); a counter's value if the OS has none to give.
+pub fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    if getrandom::fill(&mut b).is_ok() {
+        return u16::from_ne_bytes(b);
+    }
+    static FALLBACK: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0x5a5a);
+    FALLBACK.fetch_add(0x9e37, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A DNS failure as a socket error for a connect (`ENOTFOUND: getaddrinfo
+/// host`, as node's `net.connect` words it; other codes keep theirs).
+pub fn connect_error(e: &netkit_dns::Error, host: &str) -> Error {
+    let code = match e.code() {
+        "ENODATA" | "ENOTFOUND" => "ENOTFOUND",
+        other => other,
+    };
+    Error::os(code, format!("getaddrinfo {host}"))
+}
+
+/// The resolver a loop or runtime owns. See the [module docs](self).
 #[derive(Debug)]
 pub struct Resolver {
     hosts: HostsFile,
+    dns: Dns,
+    prefer_v6: bool,
+    lookups: HashMap<RequestId, Result<Vec<IpAddr>, netkit_dns::Error>>,
+    resolves: HashMap<RequestId, Result<Answer, netkit_dns::Error>>,
 }
 
 impl Default for Resolver {
     fn default() -> Self {
-        Self::new(HostsFile::from_env())
+        Self::new(HostsFile::from_env(), DnsSettings::from_env())
     }
 }
 
 impl Resolver {
-    /// A resolver over this hosts file.
-    pub fn new(hosts: HostsFile) -> Self {
-        Self { hosts }
+    /// A resolver over this hosts file and these settings.
+    pub fn new(hosts: HostsFile, settings: DnsSettings) -> Self {
+        Self {
+            hosts,
+            prefer_v6: settings.prefer_v6,
+            dns: Dns::new(settings.dns_config()),
+            lookups: HashMap::new(),
+            resolves: HashMap::new(),
+        }
     }
 
-    /// The addresses of `host`: an IP literal as itself, a hosts-file name in
-    /// file order, `localhost` as 127.0.0.1 and ::1 when the file does not
-    /// list it; `ENOTFOUND` otherwise (until the DNS resolver answers).
-    pub fn lookup(&mut self, now: Instant, host: &str) -> Result<Vec<IpAddr>, Error> {
-        if let Some(ip) = parse_ip(host) {
-            return Ok(vec![ip]);
+    /// A resolver over this hosts file, with the settings of the environment.
+    pub fn with_hosts(hosts: HostsFile) -> Self {
+        Self::new(hosts, DnsSettings::from_env())
+    }
+
+    /// The addresses of `host` for a connect (getaddrinfo-style: an IP
+    /// literal, the hosts file, `localhost`, then DNS through the cache), now
+    /// or later.
+    pub fn lookup(&mut self, now: Instant, host: &str) -> Resolution<Vec<IpAddr>> {
+        self.lookup_family(now, host, Family::Any)
+    }
+
+    /// [`lookup`](Self::lookup) for one family (node's `family` option).
+    pub fn lookup_family(
+        &mut self,
+        now: Instant,
+        host: &str,
+        family: Family,
+    ) -> Resolution<Vec<IpAddr>> {
+        if host.trim_end_matches('.').eq_ignore_ascii_case("localhost")
+            && self.hosts.hosts(now).lookup(host).next().is_none()
+        {
+            let all: [IpAddr; 2] = [[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+            let v: Vec<IpAddr> = all
+                .into_iter()
+                .filter(|ip| match family {
+                    Family::Any => true,
+                    Family::V4 => ip.is_ipv4(),
+                    Family::V6 => ip.is_ipv6(),
+                })
+                .collect();
+            return Resolution::Ready(Ok(v));
         }
-        let mut addrs: Vec<IpAddr> = self.hosts.hosts(now).lookup(host).collect();
-        if addrs.is_empty() && host.trim_end_matches('.').eq_ignore_ascii_case("localhost") {
-            addrs = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+        let hosts = self.hosts.hosts(now);
+        let mut ids = random_id;
+        match self
+            .dns
+            .lookup(now, host, family, self.prefer_v6, hosts, &mut ids)
+        {
+            Ok(Ok(addrs)) => Resolution::Ready(Ok(addrs)),
+            Ok(Err(r)) => Resolution::Pending(r),
+            Err(e) => Resolution::Ready(Err(connect_error(&e, host))),
         }
-        if addrs.is_empty() {
-            return Err(Error::os("ENOTFOUND", format!("getaddrinfo {host}")));
+    }
+
+    /// node's `resolve*`: the records of `name` (never the hosts file), from
+    /// the cache when a live entry is there, else asked.
+    pub fn resolve(
+        &mut self,
+        now: Instant,
+        name: &str,
+        rtype: Rtype,
+    ) -> Resolution<Answer, netkit_dns::Error> {
+        if let Some(hit) = self.dns.cached(now, name, rtype) {
+            return Resolution::Ready(hit.cloned().map_err(Clone::clone));
         }
-        Ok(addrs)
+        match self.dns.resolve(now, name, rtype, random_id()) {
+            Ok(r) => Resolution::Pending(r),
+            Err(e) => Resolution::Ready(Err(e)),
+        }
+    }
+
+    /// The records of a cached answer with their TTLs reduced by its age (for
+    /// node's `{ ttl: true }`).
+    pub fn remaining_ttl(&self, now: Instant, name: &str, rtype: Rtype, ttl: u32) -> u32 {
+        let age = self
+            .dns
+            .cached_age(now, name, rtype)
+            .map_or(0, |a| a.as_secs() as u32);
+        ttl.saturating_sub(age)
+    }
+
+    /// Moves finished requests into the mailbox; returns them, for the driver
+    /// to wake whoever asked. Call after every event on the DNS sockets and
+    /// timers (it may start follow-up queries: poll the DNS output after it).
+    pub fn pump(&mut self, now: Instant) -> Vec<RequestId> {
+        let mut done = Vec::new();
+        let mut ids = random_id;
+        while let Some(ev) = self.dns.poll_event(now, &mut ids) {
+            match ev {
+                Event::Resolved { request, result } => {
+                    self.resolves.insert(request, result);
+                    done.push(request);
+                }
+                Event::LookedUp { request, result } => {
+                    self.lookups.insert(request, result);
+                    done.push(request);
+                }
+            }
+        }
+        done
+    }
+
+    /// A finished lookup's addresses (taken out of the mailbox).
+    pub fn take_lookup(&mut self, r: RequestId, host: &str) -> Option<Result<Vec<IpAddr>, Error>> {
+        self.lookups
+            .remove(&r)
+            .map(|res| res.map_err(|e| connect_error(&e, host)))
+    }
+
+    /// A finished resolve's answer (taken out of the mailbox).
+    pub fn take_resolve(&mut self, r: RequestId) -> Option<Result<Answer, netkit_dns::Error>> {
+        self.resolves.remove(&r)
+    }
+
+    /// Forgets a request nobody waits for any more.
+    pub fn forget(&mut self, r: RequestId) {
+        self.lookups.remove(&r);
+        self.resolves.remove(&r);
+    }
+
+    /// Warms the cache for `host` (Bun's `dns.prefetch`).
+    pub fn prefetch(&mut self, now: Instant, host: &str) -> Option<RequestId> {
+        match self.lookup(now, host) {
+            Resolution::Pending(r) => Some(r),
+            Resolution::Ready(_) => None,
+        }
+    }
+
+    /// Drops the cached addresses of `host` after one of them failed to
+    /// connect (Bun does).
+    pub fn evict(&mut self, host: &str) {
+        self.dns.evict(host);
+    }
+
+    /// The sans-IO resolver, for the driver's I/O pump.
+    pub fn dns(&mut self) -> &mut Dns {
+        &mut self.dns
+    }
+
+    /// Bun's six cache counters.
+    pub fn stats(&self) -> netkit_dns::cache::Stats {
+        self.dns.stats()
     }
 }
 
@@ -106,36 +359,84 @@ impl Resolver {
 mod tests {
     use super::*;
 
+    fn settings() -> DnsSettings {
+        DnsSettings {
+            resolv_conf: ResolvConf::parse("nameserver 127.0.0.1\n"),
+            servers: None,
+            cache: CacheConfig::default(),
+            prefer_v6: false,
+        }
+    }
+
     #[test]
     fn literals_localhost_and_the_file_re_read_when_it_changes() {
         let dir = std::env::temp_dir().join(format!("netkit-hosts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hosts");
         std::fs::write(&path, "10.1.2.3 a.test\n").unwrap();
-        let mut r = Resolver::new(HostsFile::new(&path));
+        let mut r = Resolver::new(HostsFile::new(&path), settings());
         let t = Instant::now();
+        let ready = |r: Resolution<Vec<IpAddr>>| match r {
+            Resolution::Ready(x) => x,
+            Resolution::Pending(_) => panic!("asked DNS"),
+        };
         assert_eq!(
-            r.lookup(t, "[::1]").unwrap(),
-            vec![IpAddr::from(Ipv6Addr::LOCALHOST)]
+            ready(r.lookup(t, "[::1]")).unwrap(),
+            vec![IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]
         );
         assert_eq!(
-            r.lookup(t, "a.test").unwrap(),
+            ready(r.lookup(t, "a.test")).unwrap(),
             vec!["10.1.2.3".parse::<IpAddr>().unwrap()]
         );
-        assert_eq!(r.lookup(t, "localhost").unwrap().len(), 2);
-        let e = r.lookup(t, "b.test").unwrap_err();
-        assert_eq!(e.to_string(), "ENOTFOUND: getaddrinfo b.test");
-        // Changed: seen at the next check, not before.
+        assert_eq!(ready(r.lookup(t, "localhost")).unwrap().len(), 2);
+        // Not in the file: DNS is asked.
+        assert!(matches!(r.lookup(t, "b.test"), Resolution::Pending(_)));
         std::fs::write(&path, "10.9.9.9 b.test a.test\n").unwrap();
         assert!(
-            r.lookup(t, "b.test").is_err(),
+            matches!(r.lookup(t, "b.test"), Resolution::Pending(_)),
             "checked at most once a second"
         );
         let later = t + RECHECK;
         assert_eq!(
-            r.lookup(later, "a.test").unwrap(),
+            ready(r.lookup(later, "a.test")).unwrap(),
             vec!["10.9.9.9".parse::<IpAddr>().unwrap()]
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn servers_and_settings() {
+        assert_eq!(
+            parse_server("10.0.0.1"),
+            Some("10.0.0.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("10.0.0.1:5353"),
+            Some("10.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("[::1]:5353"),
+            Some("[::1]:5353".parse().unwrap())
+        );
+        assert_eq!(parse_server("::1"), Some("[::1]:53".parse().unwrap()));
+        assert_eq!(parse_server("nope"), None);
+        let mut s = settings();
+        s.resolv_conf = ResolvConf::default();
+        assert_eq!(s.servers(), vec!["127.0.0.1:53".parse().unwrap()]);
+        s.servers = Some(vec!["10.0.0.9:53".parse().unwrap()]);
+        assert_eq!(
+            s.dns_config().engine.servers,
+            vec!["10.0.0.9:53".parse().unwrap()]
+        );
+        let e = netkit_dns::Error::NoData {
+            op: "queryA".into(),
+            name: "x".into(),
+        };
+        assert_eq!(
+            connect_error(&e, "x").to_string(),
+            "ENOTFOUND: getaddrinfo x"
+        );
+        let ids: std::collections::HashSet<u16> = (0..64).map(|_| random_id()).collect();
+        assert!(ids.len() > 50, "random IDs");
     }
 }
