@@ -66,6 +66,10 @@ pub(crate) struct ConnectArgs {
     /// Do not verify the server's certificate. Implies `--tls`.
     #[arg(short = 'k', long)]
     insecure: bool,
+    /// Resolve HOST with this DNS server (repeatable) instead of the
+    /// resolv.conf name servers; the hosts file is still read first.
+    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = crate::dns::server_arg)]
+    dns_servers: Vec<std::net::SocketAddr>,
     /// SNI and the name verified (default: HOST; `localhost` over `--unix`).
     /// Implies `--tls`.
     #[arg(long, value_name = "NAME")]
@@ -244,6 +248,9 @@ impl Handler for ConnectHandler {
 
 pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
     let mut lp = EventLoop::new()?;
+    if !args.dns_servers.is_empty() {
+        *lp.resolver() = crate::dns::resolver(&args.dns_servers, None, None);
+    }
     let outcome = Rc::new(RefCell::new(Outcome::default()));
     let handler = ConnectHandler {
         outcome: outcome.clone(),

@@ -1,5 +1,6 @@
 //! `netkit`: the toolkit's command line (shared/CLI.md is its contract).
 
+mod dns;
 mod listen_connect;
 
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ enum Cmd {
     Listen(listen_connect::ListenArgs),
     /// Connect over TCP (Bun.connect): stdin to the socket, the socket to stdout.
     Connect(listen_connect::ConnectArgs),
+    /// Resolve names (node's dns.promises): JSON in node's shapes.
+    Dns(dns::DnsArgs),
 }
 
 /// A failure to report as `netkit: error: KIND: detail`, exit status 1.
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Listen(a) => listen_connect::listen(a),
         Cmd::Connect(a) => listen_connect::connect(a),
+        Cmd::Dns(a) => dns::run(a),
     };
     match result {
         Ok(code) => code,
