@@ -121,3 +121,141 @@ impl Drop for FakeDns {
         }
     }
 }
+
+/// nsd serving `tests/dns/test.zone` and `tests/dns/reverse.zone` on
+/// 127.0.0.1, a port free for UDP and TCP picked at run time; stopped (with
+/// its children) when dropped.
+#[derive(Debug)]
+pub struct Nsd {
+    /// The server process.
+    pub peer: crate::peer::Peer,
+    /// Where it answers (UDP and TCP).
+    pub addr: SocketAddr,
+    _dir: crate::peer::TempDir,
+}
+
+impl Nsd {
+    /// Starts nsd; `None` (loudly) when nsd is not installed outside CI.
+    pub fn start() -> Option<Self> {
+        if !crate::peer::have("nsd", "-v") {
+            return None;
+        }
+        let dir = crate::peer::TempDir::new("nk-nsd").expect("temp dir");
+        let zones = crate::workspace_root().join("tests/dns");
+        let d = dir.path();
+        for z in ["test.zone", "reverse.zone"] {
+            std::fs::copy(zones.join(z), d.join(z)).expect("copy a zone");
+        }
+        let port = crate::free_tcp_udp_port();
+        let conf = format!(
+            "server:\n    ip-address: 127.0.0.1@{port}\n    username: \"\"\n    chroot: \"\"\n    \
+             zonesdir: \"{d}\"\n    database: \"\"\n    pidfile: \"{d}/nsd.pid\"\n    \
+             xfrdfile: \"{d}/xfrd.state\"\n    xfrdir: \"{d}\"\n    zonelistfile: \"{d}/zone.list\"\n    \
+             logfile: \"{d}/nsd.log\"\n    server-count: 1\n    do-ip6: no\n    verbosity: 1\n\
+             remote-control:\n    control-enable: no\n\
+             zone:\n    name: \"test.\"\n    zonefile: \"test.zone\"\n\
+             zone:\n    name: \"2.0.192.in-addr.arpa.\"\n    zonefile: \"reverse.zone\"\n",
+            d = d.display()
+        );
+        let conf_path = d.join("nsd.conf");
+        std::fs::write(&conf_path, conf).expect("write nsd.conf");
+        let mut cmd = std::process::Command::new("nsd");
+        cmd.arg("-d").arg("-c").arg(&conf_path);
+        let peer = crate::peer::Peer::spawn("nsd", cmd).expect("spawn nsd");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        peer.wait_ready(Duration::from_secs(20), || {
+            crate::peer::wait_udp_dns(addr, Duration::from_millis(200))
+        });
+        Some(Self {
+            peer,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+/// A UDP relay in front of a real server that counts the queries passing
+/// through and, with `spoof`, races every answer with forgeries: one with
+/// another ID, one with another question (both from the relay's address),
+/// and one right in every field but sent from another port. A client that
+/// accepts any of them gets 6.6.6.6.
+#[derive(Debug)]
+pub struct Relay {
+    addr: SocketAddr,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Relays to `upstream`.
+    pub fn start(upstream: SocketAddr, spoof: bool) -> Self {
+        use hickory_proto::rr::rdata::A;
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let other = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = sock.local_addr().expect("addr");
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (count.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let up = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            up.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut buf = [0u8; 65535];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, client)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                let query = buf[..n].to_vec();
+                if spoof {
+                    if let Ok(q) = Message::from_vec(&query) {
+                        let forged = |id: u16, name: &str| {
+                            let mut m = Message::new(id, MessageType::Response, OpCode::Query);
+                            let mut qq = q.queries[0].clone();
+                            qq.set_name(Name::from_ascii(name).expect("name"));
+                            m.add_query(qq.clone());
+                            m.add_answer(record(name, 300, RData::A(A::new(6, 6, 6, 6))));
+                            m.to_vec().expect("encode")
+                        };
+                        let real = q.queries[0].name().to_ascii();
+                        let _ = sock.send_to(&forged(q.metadata.id.wrapping_add(1), &real), client);
+                        let _ = sock.send_to(&forged(q.metadata.id, "evil.test."), client);
+                        let _ = other.send_to(&forged(q.metadata.id, &real), client);
+                    }
+                }
+                let _ = up.send_to(&query, upstream);
+                if let Ok((m, _)) = up.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..m], client);
+                }
+            }
+        });
+        Self {
+            addr,
+            count,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Where clients send their queries.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queries relayed so far.
+    pub fn queries(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

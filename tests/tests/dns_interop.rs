@@ -1,0 +1,309 @@
+//! DNS against a real server: nsd on a loopback port picked at run time,
+//! serving the zones under tests/dns. `netkit dns` for every record type in
+//! CLI.md (with `dig` as the reference for the answers), the error codes
+//! (NXDOMAIN, NODATA, REFUSED, a dead server, a silent one), truncation to
+//! TCP, forged answers racing the real one, in-flight coalescing on both
+//! drivers, and `netkit connect --dns-server`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use netkit_dns::{Family, Rtype};
+use netkit_sys::resolve::{DnsSettings, HostsFile};
+use netkit_tests::dns::{Nsd, Relay};
+use netkit_tests::peer::{Peer, have, run_bounded};
+use netkit_tests::servers::Driver;
+use netkit_tests::{bin, parse_listening};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// `netkit dns ARGS --server SERVER`: (exit code, stdout, stderr).
+fn dns(server: SocketAddr, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin("netkit"));
+    cmd.arg("dns")
+        .args(args)
+        .arg("--server")
+        .arg(server.to_string());
+    // No hosts file of the machine's in the way.
+    cmd.env("NETKIT_HOSTS", "/nonexistent");
+    let (code, out, err) = run_bounded(&mut cmd, b"", LIMIT);
+    (
+        code,
+        String::from_utf8_lossy(&out).trim().to_string(),
+        err.trim().to_string(),
+    )
+}
+
+fn ok(server: SocketAddr, args: &[&str]) -> String {
+    let (code, out, err) = dns(server, args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out
+}
+
+fn fails(server: SocketAddr, args: &[&str], want: &str) {
+    let (code, out, err) = dns(server, args);
+    assert_eq!(code, 1, "{args:?}: {out}");
+    assert_eq!(err, format!("netkit: error: {want}"), "{args:?}");
+}
+
+/// `dig +short` against the same server.
+fn dig(server: SocketAddr, name: &str, t: &str) -> Vec<String> {
+    let out = Command::new("dig")
+        .args(["+short", "+tries=1", "+time=5"])
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), name, t])
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('.').to_string())
+        .collect()
+}
+
+#[test]
+fn every_record_type_in_node_shapes() {
+    let Some(nsd) = Nsd::start() else { return };
+    let s = nsd.addr;
+    assert_eq!(ok(s, &["resolve4", "a.test"]), r#"["192.0.2.10"]"#);
+    assert_eq!(
+        ok(s, &["resolve4", "a.test", "--ttl"]),
+        r#"[{"address":"192.0.2.10","family":4,"ttl":300}]"#
+    );
+    assert_eq!(
+        ok(s, &["resolve6", "a.test", "--ttl"]),
+        r#"[{"address":"2001:db8::10","family":6,"ttl":300}]"#
+    );
+    assert_eq!(ok(s, &["resolve", "a.test"]), r#"["192.0.2.10"]"#);
+    assert_eq!(ok(s, &["resolve", "a.test", "AAAA"]), r#"["2001:db8::10"]"#);
+    assert_eq!(
+        ok(s, &["resolve", "test", "MX"]),
+        r#"[{"exchange":"mail.test","priority":10},{"exchange":"mail2.test","priority":20}]"#
+    );
+    assert_eq!(
+        ok(s, &["resolve", "txt.test", "TXT"]),
+        r#"[["hello","world"]]"#
+    );
+    assert_eq!(
+        ok(s, &["resolve", "_sip._tcp.test", "SRV"]),
+        r#"[{"name":"sip.test","port":5060,"priority":10,"weight":60}]"#
+    );
+    assert_eq!(
+        ok(s, &["resolve", "test", "SOA"]),
+        r#"{"nsname":"ns.test","hostmaster":"hostmaster.test","serial":2026112901,"refresh":3600,"retry":600,"expire":86400,"minttl":60}"#
+    );
+    assert_eq!(ok(s, &["resolve", "test", "NS"]), r#"["ns.test"]"#);
+    assert_eq!(ok(s, &["resolve", "alias.test", "CNAME"]), r#"["a.test"]"#);
+    // A CNAME is followed to its target's records.
+    assert_eq!(ok(s, &["resolve", "alias.test"]), r#"["192.0.2.10"]"#);
+    assert_eq!(
+        ok(s, &["resolve", "10.2.0.192.in-addr.arpa", "PTR"]),
+        r#"["a.test"]"#
+    );
+    assert_eq!(
+        ok(s, &["resolve", "test", "CAA"]),
+        r#"[{"critical":0,"issue":"ca.example"}]"#
+    );
+    assert_eq!(
+        ok(s, &["resolve", "naptr.test", "NAPTR"]),
+        r#"[{"flags":"U","service":"E2U+sip","regexp":"!^.*$!sip:info@test!","replacement":".","order":100,"preference":10}]"#
+    );
+    let any = ok(s, &["resolve", "both.test", "ANY"]);
+    assert!(any.starts_with(r#"[{"type":"#), "{any}");
+    assert_eq!(ok(s, &["reverse", "192.0.2.10"]), r#"["a.test"]"#);
+    // Both families; which comes first depends on whether this machine has a
+    // global IPv6 route (RFC 6724-ish ordering).
+    let all = ok(s, &["lookup", "both.test", "--all"]);
+    let (v4, v6) = (
+        r#"{"address":"192.0.2.20","family":4}"#,
+        r#"{"address":"2001:db8::20","family":6}"#,
+    );
+    assert!(
+        all == format!("[{v4},{v6}]") || all == format!("[{v6},{v4}]"),
+        "{all}"
+    );
+    assert_eq!(
+        ok(s, &["lookup", "both.test", "--family", "6"]),
+        r#"{"address":"2001:db8::20","family":6}"#
+    );
+    // The short TTL as the server gives it.
+    assert_eq!(
+        ok(s, &["resolve4", "short.test", "--ttl"]),
+        r#"[{"address":"192.0.2.30","family":4,"ttl":5}]"#
+    );
+    // dig agrees.
+    if have("dig", "-v") {
+        assert_eq!(dig(s, "a.test", "A"), ["192.0.2.10"]);
+        assert_eq!(dig(s, "test", "MX"), ["10 mail.test", "20 mail2.test"]);
+        assert_eq!(dig(s, "txt.test", "TXT"), [r#""hello" "world""#]);
+        assert_eq!(dig(s, "alias.test", "A"), ["a.test", "192.0.2.10"]);
+    }
+}
+
+#[test]
+fn truncated_answers_come_over_tcp() {
+    let Some(nsd) = Nsd::start() else { return };
+    let out = ok(nsd.addr, &["resolve", "big.test", "TXT"]);
+    let v: Vec<Vec<String>> = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v.len(), 12, "every record of the truncated RRset");
+    assert!(out.len() > 1232, "more than a UDP answer holds");
+    if have("dig", "-v") {
+        assert_eq!(dig(nsd.addr, "big.test", "TXT").len(), 12);
+    }
+}
+
+#[test]
+fn error_codes() {
+    let Some(nsd) = Nsd::start() else { return };
+    let s = nsd.addr;
+    fails(s, &["resolve4", "nx.test"], "ENOTFOUND: queryA nx.test");
+    fails(
+        s,
+        &["resolve6", "mail.test"],
+        "ENODATA: queryAaaa mail.test",
+    );
+    // A zone nsd does not serve: REFUSED.
+    fails(
+        s,
+        &["resolve4", "example.com"],
+        "EREFUSED: queryA example.com",
+    );
+    fails(
+        s,
+        &["resolve4", &format!("{}.test", "x".repeat(64))],
+        &format!(
+            "EBADNAME: {}.test: a label longer than 63 bytes",
+            "x".repeat(64)
+        ),
+    );
+    fails(
+        s,
+        &["reverse", "192.0.2.99"],
+        "ENOTFOUND: getHostByAddr 192.0.2.99",
+    );
+    fails(s, &["lookup", "nx.test"], "ENOTFOUND: getaddrinfo nx.test");
+    // A dead server (nothing on the port): refused, at once.
+    let dead = SocketAddr::from(([127, 0, 0, 1], netkit_tests::free_udp_port()));
+    fails(dead, &["resolve4", "a.test"], "ECONNREFUSED: queryA a.test");
+    // A silent server (reads, never answers): ETIMEOUT within --timeout × --tries.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let t = std::time::Instant::now();
+    fails(
+        silent.local_addr().unwrap(),
+        &["resolve4", "a.test", "--timeout", "300", "--tries", "2"],
+        "ETIMEOUT: queryA a.test",
+    );
+    assert!(t.elapsed() < LIMIT);
+    // Bad arguments: usage, exit 2.
+    let (code, _, _) = dns(s, &["resolve", "a.test", "BOGUS"]);
+    assert_eq!(code, 2);
+}
+
+/// Forged answers race the real one (another ID, another question, the right
+/// fields from another port): none is taken.
+#[test]
+fn forged_answers_are_ignored() {
+    let Some(nsd) = Nsd::start() else { return };
+    let relay = Relay::start(nsd.addr, true);
+    for _ in 0..5 {
+        assert_eq!(
+            ok(relay.addr(), &["resolve4", "a.test"]),
+            r#"["192.0.2.10"]"#
+        );
+    }
+}
+
+/// 64 concurrent lookups of one name ask the server once (counted by a relay
+/// in front of nsd), on both drivers; Bun's counters add up.
+fn coalescing(d: Driver) {
+    let Some(nsd) = Nsd::start() else { return };
+    let relay = Relay::start(nsd.addr, false);
+    let settings = DnsSettings {
+        resolv_conf: netkit_dns::ResolvConf::default(),
+        servers: Some(vec![relay.addr()]),
+        cache: netkit_dns::cache::CacheConfig::default(),
+        prefer_v6: false,
+    };
+    let resolver = || netkit_sys::Resolver::new(HostsFile::new("/nonexistent"), settings.clone());
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let stats = match d {
+        Driver::Blocking => {
+            let mut lp = netkit_blocking::EventLoop::new().unwrap();
+            *lp.resolver() = resolver();
+            for _ in 0..64 {
+                let a = answers.clone();
+                lp.resolve("both.test", Rtype::A, move |_, r| {
+                    a.lock().unwrap().push(r.map(|x| x.records.len()));
+                });
+            }
+            lp.run().unwrap();
+            // Answered from the cache now, with no query.
+            let a = answers.clone();
+            lp.lookup("both.test", Family::V4, move |_, r| {
+                a.lock().unwrap().push(
+                    r.map(|x| x.len())
+                        .map_err(|e| netkit_dns::Error::Invalid(e.to_string())),
+                );
+            });
+            lp.dns_stats()
+        }
+        Driver::Smol => {
+            let rt = netkit_smol::Runtime::with_resolver(resolver());
+            ::smol::block_on(async {
+                let all = (0..64).map(|_| rt.resolve("both.test", Rtype::A));
+                let mut futs: Vec<_> = all.map(Box::pin).collect();
+                for f in &mut futs {
+                    let r = f.await;
+                    answers.lock().unwrap().push(r.map(|x| x.records.len()));
+                }
+            });
+            rt.dns_stats()
+        }
+    };
+    let got = answers.lock().unwrap().clone();
+    assert!(
+        got.len() >= 64 && got.iter().all(|r| r == &Ok(1)),
+        "{got:?}"
+    );
+    assert_eq!(relay.queries(), 1, "one query upstream for 64 requests");
+    assert_eq!(stats.cache_misses, 1);
+    assert_eq!(
+        stats.total_count,
+        stats.cache_hits_completed + stats.cache_hits_inflight + stats.cache_misses
+    );
+    assert_eq!(stats.size, 1);
+}
+
+netkit_tests::both_drivers!(coalescing);
+
+/// `netkit connect NAME PORT --dns-server`: a name only nsd knows.
+#[test]
+fn connect_resolves_through_the_dns_server() {
+    let Some(nsd) = Nsd::start() else { return };
+    let mut cmd = Command::new(bin("netkit"));
+    cmd.args(["listen", "--port", "0", "--echo"]);
+    let srv = Peer::spawn("netkit listen", cmd).expect("spawn");
+    let line = srv.next_line(LIMIT).expect("first line");
+    let port = parse_listening(&line)
+        .expect("listening")
+        .port()
+        .to_string();
+    let connect = |host: &str| {
+        let mut cmd = Command::new(bin("netkit"));
+        cmd.args([
+            "connect",
+            host,
+            &port,
+            "--dns-server",
+            &nsd.addr.to_string(),
+        ])
+        .env("NETKIT_HOSTS", "/nonexistent");
+        run_bounded(&mut cmd, b"via nsd", LIMIT)
+    };
+    let (code, out, err) = connect("echo.test");
+    assert_eq!((code, out.as_slice()), (0, &b"Echo: via nsd"[..]), "{err}");
+    let (code, _, err) = connect("nx.test");
+    assert_eq!(code, 1);
+    assert_eq!(err.trim(), "netkit: error: ENOTFOUND: getaddrinfo nx.test");
+}
