@@ -353,6 +353,56 @@ fn a_dead_dns_server_is_a_connect_error(d: Driver) {
     );
 }
 
+/// An address from DNS that refused the connection is dropped from the cache
+/// (Bun does): the next connect to the name asks the server again, while a
+/// name that connected stays cached.
+fn a_failed_connect_forgets_the_names_addresses(d: Driver) {
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::A;
+    let dns = netkit_tests::dns::FakeDns::start(vec![netkit_tests::dns::record(
+        "gone.test.",
+        60,
+        RData::A(A::new(127, 0, 0, 1)),
+    )]);
+    let port = closed_port();
+    let resolver = || Resolver::new(HostsFile::new("/nonexistent"), settings(dns.addr()));
+    let asked = || {
+        dns.questions()
+            .iter()
+            .filter(|q| *q == "gone.test. A")
+            .count()
+    };
+    match d {
+        Driver::Blocking => {
+            let mut lp = netkit_blocking::EventLoop::new().unwrap();
+            *lp.resolver() = resolver();
+            for _ in 0..2 {
+                let log = Log::default();
+                lp.connect(
+                    ConnectOptions::new("gone.test", port),
+                    Arc::new(log.clone()),
+                    (),
+                )
+                .unwrap();
+                lp.run().unwrap();
+                assert_eq!(log.events().len(), 1);
+            }
+        }
+        Driver::Smol => {
+            let rt = nsmol::Runtime::with_resolver(resolver());
+            for _ in 0..2 {
+                let r = ::smol::block_on(rt.connect(
+                    ConnectOptions::new("gone.test", port),
+                    Log::default(),
+                    (),
+                ));
+                assert!(r.is_err());
+            }
+        }
+    }
+    assert_eq!(asked(), 2, "the failed name was asked again");
+}
+
 fn a_bad_tls_server_name_is_a_connect_error(d: Driver) {
     let mut opts = ConnectOptions::new("127.0.0.1", closed_port());
     opts.tls = Some(netkit_sys::ClientTls {
@@ -381,6 +431,7 @@ netkit_tests::both_drivers!(
     a_bad_tls_server_name_is_a_connect_error,
     a_name_only_dns_knows,
     a_dead_dns_server_is_a_connect_error,
+    a_failed_connect_forgets_the_names_addresses,
 );
 
 #[test]

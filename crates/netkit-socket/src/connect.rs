@@ -135,6 +135,8 @@ pub struct ConnectPlan<T = std::convert::Infallible> {
     error: Option<Error<T>>,
     actions: VecDeque<Action<T>>,
     label: Label,
+    /// The addresses came from the resolver.
+    resolved: bool,
 }
 
 /// Parses an IP literal, accepting IPv6 with or without brackets (and a
@@ -183,9 +185,12 @@ impl<T: Clone> ConnectPlan<T> {
         let mut plan = Self::blank(now, host.to_string(), port, config);
         match parse_ip(host) {
             Some(ip) => plan.handle_resolved(now, Ok(vec![ip])),
-            None => plan.actions.push_back(Action::Resolve {
-                host: host.to_string(),
-            }),
+            None => {
+                plan.resolved = true;
+                plan.actions.push_back(Action::Resolve {
+                    host: host.to_string(),
+                });
+            }
         }
         plan
     }
@@ -216,6 +221,7 @@ impl<T: Clone> ConnectPlan<T> {
             error: None,
             actions: VecDeque::new(),
             label: None,
+            resolved: false,
         }
     }
 
@@ -364,6 +370,14 @@ impl<T: Clone> ConnectPlan<T> {
     #[must_use]
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether the host was a name the resolver answered for (not an IP
+    /// literal, not a list of addresses given): then a plan that failed on
+    /// every address tells the resolver to forget them.
+    #[must_use]
+    pub fn host_was_resolved(&self) -> bool {
+        self.resolved
     }
 
     /// The port.

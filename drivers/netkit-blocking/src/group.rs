@@ -255,7 +255,15 @@ impl<H: Handler> Group<H> {
                     conn.sock = Some(a.sock);
                     conn.sm.handle_connected(cx.now);
                 }
-                Action::Failed(e) => conn.sm.handle_connect_error(e),
+                Action::Failed(e) => {
+                    // Every address of the host failed: drop them from the DNS
+                    // cache, so the next connect asks again (Bun does).
+                    if c.plan.host_was_resolved() {
+                        let host = c.plan.host().to_string();
+                        cx.resolver().evict(&host);
+                    }
+                    conn.sm.handle_connect_error(e)
+                }
             }
         }
         if c.plan.is_done() {

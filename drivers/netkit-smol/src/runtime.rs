@@ -227,7 +227,14 @@ impl Runtime {
                         }
                         return Ok((sock, to));
                     }
-                    Action::Failed(e) => return Err(e),
+                    Action::Failed(e) => {
+                        // Every address failed: drop them from the DNS cache,
+                        // so the next connect asks again (Bun does).
+                        if plan.host_was_resolved() {
+                            self.inner.dns.lock().resolver.evict(plan.host());
+                        }
+                        return Err(e);
+                    }
                 }
             }
             match plan.poll_timeout() {
