@@ -89,6 +89,7 @@ pub(crate) fn run() -> Result {
     }
     demo_tls(&netkit)?;
     demo_unix(&netkit)?;
+    demo_dns(&netkit)?;
     println!("(fetch, DNS and UDP join this demo as their issues land.)");
     Ok(())
 }
@@ -245,4 +246,28 @@ fn send_sigterm(pid: libc::pid_t) {
     unsafe {
         libc::kill(pid, libc::SIGTERM);
     }
+}
+
+/// DNS: lookups against a local server, Bun's cache counters before and after.
+fn demo_dns(netkit: &Path) -> Result {
+    println!("== DNS: the resolver and its cache against a local DNS server");
+    step(
+        "build the DNS demo",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "netkit-tests",
+            "--bin",
+            "netkit-dns-demo",
+        ],
+    )?;
+    let st = Command::new(target_dir()?.join("debug/netkit-dns-demo"))
+        .arg(netkit)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err("netkit-dns-demo failed".into());
+    }
+    Ok(())
 }
