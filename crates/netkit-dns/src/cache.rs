@@ -16,8 +16,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::Error;
+use crate::message::NameKey;
 use crate::message::{Answer, Rtype};
-use crate::{Error, message::MAX_NAME};
 
 /// How long a failure other than a negative answer is kept.
 const FAILURE_TTL: Duration = Duration::from_secs(1);
@@ -87,36 +88,34 @@ pub struct Cache {
     maps: [HashMap<Box<str>, Entry>; Rtype::ALL.len()],
     len: usize,
     tick: u64,
+    /// No entry expires before this (a lower bound; `None`: nothing cached yet).
+    soonest: Option<Instant>,
     stats: Stats,
 }
 
-/// A name normalized on the stack: lower case, no trailing dot.
-struct NameBuf {
-    buf: [u8; MAX_NAME + 2],
-    len: usize,
-}
-
-impl NameBuf {
-    /// `None` for a name too long to be valid.
-    fn new(name: &str) -> Option<Self> {
-        let bare = name.strip_suffix('.').unwrap_or(name);
-        if bare.len() > MAX_NAME + 1 {
-            return None;
-        }
-        let mut b = Self {
-            buf: [0; MAX_NAME + 2],
-            len: bare.len(),
-        };
-        for (d, s) in b.buf.iter_mut().zip(bare.bytes()) {
-            *d = s.to_ascii_lowercase();
-        }
-        Some(b)
+/// The live entry for `name`/`rtype` (marked used at `tick`), if any.
+fn live<'a>(
+    maps: &'a mut [HashMap<Box<str>, Entry>; Rtype::ALL.len()],
+    ttl: Duration,
+    tick: u64,
+    now: Instant,
+    key: &str,
+    rtype: Rtype,
+    usage: Use,
+) -> Option<Result<&'a Answer, &'a Error>> {
+    let e = maps[slot(rtype)].get_mut(key)?;
+    let limit = match usage {
+        Use::Resolve => ttl.min(Duration::from_secs(u64::from(e.record_ttl))),
+        Use::Lookup => ttl.min(match e.result {
+            Ok(_) => ttl,
+            Err(_) => Duration::from_secs(u64::from(e.record_ttl)),
+        }),
+    };
+    if now >= e.fetched + limit || now >= e.expires {
+        return None;
     }
-
-    fn as_str(&self) -> &str {
-        // Lowercasing ASCII bytes keeps UTF-8 valid.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
+    e.last_used = tick;
+    Some(e.result.as_ref())
 }
 
 fn slot(rtype: Rtype) -> usize {
@@ -131,6 +130,7 @@ impl Cache {
             maps: Default::default(),
             len: 0,
             tick: 0,
+            soonest: None,
             stats: Stats::default(),
         }
     }
@@ -151,30 +151,64 @@ impl Cache {
         rtype: Rtype,
         usage: Use,
     ) -> Option<Result<&Answer, &Error>> {
-        let key = NameBuf::new(name)?;
+        let key = NameKey::new(name)?;
         self.tick += 1;
-        let tick = self.tick;
-        let ttl = self.config.ttl;
-        let e = self.maps[slot(rtype)].get_mut(key.as_str())?;
-        let limit = match usage {
-            Use::Resolve => ttl.min(Duration::from_secs(u64::from(e.record_ttl))),
-            Use::Lookup => ttl.min(match e.result {
-                Ok(_) => ttl,
-                Err(_) => Duration::from_secs(u64::from(e.record_ttl)),
-            }),
-        };
-        if now >= e.fetched + limit || now >= e.expires {
-            return None;
-        }
-        e.last_used = tick;
+        let hit = live(
+            &mut self.maps,
+            self.config.ttl,
+            self.tick,
+            now,
+            key.as_str(),
+            rtype,
+            usage,
+        )?;
         self.stats.cache_hits_completed += 1;
         self.stats.total_count += 1;
-        Some(e.result.as_ref())
+        Some(hit)
+    }
+
+    /// [`get`](Self::get) without counting: for a caller that counts with
+    /// [`count_hit`](Self::count_hit) once it knows the entry answers it. A
+    /// live entry is still marked used.
+    pub fn probe(
+        &mut self,
+        now: Instant,
+        name: &str,
+        rtype: Rtype,
+        usage: Use,
+    ) -> Option<Result<&Answer, &Error>> {
+        self.probe_key(now, &NameKey::new(name)?, rtype, usage)
+    }
+
+    /// [`probe`](Self::probe) by a normalized name.
+    pub(crate) fn probe_key(
+        &mut self,
+        now: Instant,
+        key: &NameKey<'_>,
+        rtype: Rtype,
+        usage: Use,
+    ) -> Option<Result<&Answer, &Error>> {
+        self.tick += 1;
+        live(
+            &mut self.maps,
+            self.config.ttl,
+            self.tick,
+            now,
+            key.as_str(),
+            rtype,
+            usage,
+        )
+    }
+
+    /// Counts a request answered by a [`probe`](Self::probe)d entry.
+    pub fn count_hit(&mut self) {
+        self.stats.cache_hits_completed += 1;
+        self.stats.total_count += 1;
     }
 
     /// How long ago the entry for `name`/`rtype` was fetched.
     pub fn age(&self, now: Instant, name: &str, rtype: Rtype) -> Option<Duration> {
-        let key = NameBuf::new(name)?;
+        let key = NameKey::new(name)?;
         let e = self.maps[slot(rtype)].get(key.as_str())?;
         Some(now.saturating_duration_since(e.fetched))
     }
@@ -188,7 +222,7 @@ impl Cache {
         rtype: Rtype,
         result: Result<Answer, (Error, u32)>,
     ) {
-        let Some(key) = NameBuf::new(name) else {
+        let Some(key) = NameKey::new(name) else {
             return;
         };
         let (result, record_ttl, life) = match result {
@@ -220,12 +254,14 @@ impl Cache {
         };
         let map = &mut self.maps[slot(rtype)];
         if let Some(old) = map.get_mut(key.as_str()) {
+            self.soonest = Some(self.soonest.map_or(entry.expires, |t| t.min(entry.expires)));
             *old = entry;
             return;
         }
         if self.len >= self.config.max_entries {
             self.evict(now);
         }
+        self.soonest = Some(self.soonest.map_or(entry.expires, |t| t.min(entry.expires)));
         self.maps[slot(rtype)].insert(key.as_str().into(), entry);
         self.len += 1;
         self.stats.size = self.len as u64;
@@ -235,10 +271,19 @@ impl Cache {
     /// recently used.
     fn evict(&mut self, now: Instant) {
         let mut removed = 0;
-        for m in &mut self.maps {
-            let before = m.len();
-            m.retain(|_, e| e.expires > now);
-            removed += before - m.len();
+        // Sweep only when some entry may have expired (a full cache of live
+        // entries, the steady state under load, goes straight to the LRU).
+        if self.soonest.is_some_and(|t| t <= now) {
+            let mut soonest = None::<Instant>;
+            for m in &mut self.maps {
+                let before = m.len();
+                m.retain(|_, e| e.expires > now);
+                removed += before - m.len();
+                for e in m.values() {
+                    soonest = Some(soonest.map_or(e.expires, |t| t.min(e.expires)));
+                }
+            }
+            self.soonest = soonest;
         }
         self.len -= removed;
         if removed == 0 {
@@ -246,9 +291,10 @@ impl Cache {
                 .maps
                 .iter()
                 .enumerate()
-                .flat_map(|(i, m)| m.iter().map(move |(k, e)| (e.last_used, i, k.clone())))
-                .min();
-            if let Some((_, i, k)) = oldest {
+                .flat_map(|(i, m)| m.iter().map(move |(k, e)| (e.last_used, i, k)))
+                .min_by_key(|(used, _, _)| *used)
+                .map(|(_, i, k)| (i, k.clone()));
+            if let Some((i, k)) = oldest {
                 self.maps[i].remove(&k);
                 self.len -= 1;
             }
@@ -259,7 +305,7 @@ impl Cache {
     /// Drops the entry for `name`/`rtype` (Bun evicts an address that then
     /// failed to connect).
     pub fn remove(&mut self, name: &str, rtype: Rtype) {
-        if let Some(key) = NameBuf::new(name) {
+        if let Some(key) = NameKey::new(name) {
             if self.maps[slot(rtype)].remove(key.as_str()).is_some() {
                 self.len -= 1;
                 self.stats.size = self.len as u64;
@@ -427,8 +473,16 @@ mod tests {
             for (op, name, ttl, dt) in ops {
                 now += Duration::from_millis(dt * 100);
                 let n = format!("n{name}.test");
+                let expired = |c: &Cache| c.maps.iter().flat_map(|m| m.values()).any(|e| e.expires <= now);
                 match op {
-                    0 => c.insert(now, &n, Rtype::A, Ok(answer(ttl))),
+                    0 => {
+                        let sweep = expired(&c)
+                            && c.len() >= max
+                            && !c.maps[slot(Rtype::A)].contains_key(n.as_str());
+                        c.insert(now, &n, Rtype::A, Ok(answer(ttl)));
+                        // Making room drops the expired entries before any live one.
+                        prop_assert!(!(sweep && expired(&c)));
+                    }
                     1 => { let _ = c.get(now, &n, Rtype::A, Use::Lookup); }
                     2 => c.remove(&n, Rtype::A),
                     _ => c.count_miss(),
@@ -436,6 +490,7 @@ mod tests {
                 prop_assert!(c.len() <= max);
                 let actual: usize = c.maps.iter().map(|m| m.len()).sum();
                 prop_assert_eq!(actual, c.len());
+                prop_assert!(c.maps.iter().flat_map(|m| m.values()).all(|e| c.soonest.is_some_and(|t| t <= e.expires)));
                 let st = c.stats();
                 prop_assert_eq!(st.size as usize, c.len());
                 prop_assert_eq!(st.total_count, st.cache_hits_completed + st.cache_hits_inflight + st.cache_misses);

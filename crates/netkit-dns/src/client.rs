@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crate::cache::{Cache, CacheConfig, Stats, Use};
 use crate::hosts::Hosts;
-use crate::message::{Answer, RecordData, Rtype, parse_name};
+use crate::message::{Answer, NameKey, RecordData, Rtype, parse_name};
 use crate::resolver::{Config, Done, Output, QueryId, Resolver};
 use crate::{Error, ResolvConf};
 
@@ -241,16 +241,24 @@ impl Dns {
         if let Some(ip) = netkit_socket::connect::parse_ip(name) {
             return Ok(Ok(vec![ip]));
         }
-        let listed: Vec<IpAddr> = hosts
-            .lookup(name)
-            .filter(|ip| match family {
-                Family::Any => true,
-                Family::V4 => ip.is_ipv4(),
-                Family::V6 => ip.is_ipv6(),
-            })
-            .collect();
-        if !listed.is_empty() {
-            return Ok(Ok(order(listed, prefer_v6)));
+        let key = NameKey::new(name);
+        if let Some(key) = &key {
+            let listed: Vec<IpAddr> = hosts
+                .listed(key)
+                .iter()
+                .copied()
+                .filter(|ip| match family {
+                    Family::Any => true,
+                    Family::V4 => ip.is_ipv4(),
+                    Family::V6 => ip.is_ipv6(),
+                })
+                .collect();
+            if !listed.is_empty() {
+                return Ok(Ok(order(listed, prefer_v6)));
+            }
+            if let Some(addrs) = self.lookup_cached(now, name, key, family, prefer_v6) {
+                return Ok(Ok(addrs));
+            }
         }
         parse_name(name)?;
         let candidates = ResolvConf {
@@ -285,6 +293,46 @@ impl Dns {
             }
         }
         Ok(Err(r))
+    }
+
+    /// A lookup answered by the cache alone, without the request machinery
+    /// (the common case, kept cheap): the name is asked as-is first (absolute,
+    /// enough dots, or no search list), no part it needs is missing, stale or
+    /// a failure other than "no such name/records", and some address is
+    /// there. Each part counts as a completed hit, as in the general path.
+    fn lookup_cached(
+        &mut self,
+        now: Instant,
+        name: &str,
+        key: &NameKey<'_>,
+        family: Family,
+        prefer_v6: bool,
+    ) -> Option<Vec<IpAddr>> {
+        let dots = name.bytes().filter(|b| *b == b'.').count();
+        if !(name.ends_with('.') || self.search.is_empty() || dots >= usize::from(self.ndots)) {
+            return None;
+        }
+        let types: &[Rtype] = match (family, prefer_v6) {
+            (Family::Any, false) => &[Rtype::A, Rtype::Aaaa],
+            (Family::Any, true) => &[Rtype::Aaaa, Rtype::A],
+            (Family::V4, _) => &[Rtype::A],
+            (Family::V6, _) => &[Rtype::Aaaa],
+        };
+        let mut out = Vec::new();
+        for &t in types {
+            match self.cache.probe_key(now, key, t, Use::Lookup)? {
+                Ok(a) => out.extend(addresses(a)),
+                Err(Error::NotFound { .. } | Error::NoData { .. }) => {}
+                Err(_) => return None,
+            }
+        }
+        if out.is_empty() {
+            return None;
+        }
+        for _ in types {
+            self.cache.count_hit();
+        }
+        Some(out)
     }
 
     /// Starts the lookup's next candidate (parts from the cache are applied at
@@ -727,5 +775,90 @@ mod tests {
         assert!(d.cached(t0(), "a.test", Rtype::A).is_some());
         d.evict("a.test");
         assert!(d.cached(t0(), "a.test", Rtype::A).is_none());
+    }
+
+    #[test]
+    fn a_cached_lookup_counts_a_hit_per_part_and_asks_nothing() {
+        let mut d = dns(&["corp.test"]);
+        let hosts = Hosts::default();
+        let mut ids = || 5u16;
+        let zone = [("v4only.test", Some([192, 0, 2, 7]), None)];
+        let Ok(Err(_)) = d.lookup(t0(), "v4only.test", Family::Any, true, &hosts, &mut ids) else {
+            panic!()
+        };
+        assert_eq!(serve(&mut d, &zone), 2);
+        let _ = events(&mut d);
+        let before = d.stats();
+        // AAAA is cached as "no records": the answer is the A part alone.
+        assert_eq!(
+            d.lookup(t0(), "V4ONLY.test.", Family::Any, true, &hosts, &mut ids),
+            Ok(Ok(vec!["192.0.2.7".parse().unwrap()]))
+        );
+        let after = d.stats();
+        assert_eq!(
+            after.cache_hits_completed - before.cache_hits_completed,
+            2,
+            "A and AAAA"
+        );
+        assert_eq!(after.total_count - before.total_count, 2);
+        assert_eq!(d.in_flight(), 0);
+        assert!(d.poll_output().is_none());
+    }
+
+    proptest::proptest! {
+        /// Whatever the zone, search list, name form, family and preference, a
+        /// lookup repeated while the cache is warm answers exactly as the first
+        /// did and sends nothing (the cache-only path agrees with the general one).
+        #[test]
+        fn a_repeated_lookup_answers_as_the_first(
+            has_v4 in proptest::bool::ANY,
+            has_v6 in proptest::bool::ANY,
+            in_search in proptest::bool::ANY,
+            search in proptest::bool::ANY,
+            form in 0u8..3,
+            family in 0u8..3,
+            prefer_v6 in proptest::bool::ANY,
+        ) {
+            let mut d = dns(if search { &["corp.test"] } else { &[] });
+            let hosts = Hosts::default();
+            let mut ids = || 9u16;
+            let zname = if in_search { "host.corp.test" } else { "host" };
+            let v6 = "fd00::9";
+            let zone = [(zname, has_v4.then_some([10, 0, 0, 9]), has_v6.then_some(v6))];
+            let name = match form {
+                0 => "host",
+                1 => "host.",
+                _ => "HOST.corp.test",
+            };
+            let family = [Family::Any, Family::V4, Family::V6][usize::from(family)];
+            let first = match d.lookup(t0(), name, family, prefer_v6, &hosts, &mut ids) {
+                Ok(Err(r)) => {
+                    serve(&mut d, &zone);
+                    let evs = events(&mut d);
+                    match &evs[..] {
+                        [Event::LookedUp { request, result }] if *request == r => result.clone(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                Ok(Ok(v)) => Ok(v),
+                Err(e) => Err(e),
+            };
+            let again = d.lookup(t0(), name, family, prefer_v6, &hosts, &mut ids);
+            let again = match again {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(r)) => {
+                    // Only a failure may be asked again (errors are not all cached).
+                    proptest::prop_assert!(first.is_err());
+                    serve(&mut d, &zone);
+                    let evs = events(&mut d);
+                    match &evs[..] {
+                        [Event::LookedUp { request, result }] if *request == r => result.clone(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            proptest::prop_assert_eq!(first, again);
+        }
     }
 }

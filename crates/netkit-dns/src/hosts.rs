@@ -5,7 +5,10 @@
 //! address are skipped, as glibc does. Names match case-insensitively, and one
 //! trailing dot on the query is ignored. Addresses keep file order.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+
+use crate::message::NameKey;
 
 /// Most bytes of a name kept from the file; longer names are skipped (DNS caps names at 253).
 const MAX_NAME: usize = 253;
@@ -14,6 +17,9 @@ const MAX_NAME: usize = 253;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hosts {
     entries: Vec<(String, IpAddr)>,
+    /// Name to its addresses, in file order, without duplicates (a lookup
+    /// is one hash probe, not a scan of the file).
+    index: HashMap<String, Vec<IpAddr>>,
 }
 
 impl Hosts {
@@ -36,25 +42,29 @@ impl Hosts {
                 }
             }
         }
-        Self { entries }
+        let mut index: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for (name, ip) in &entries {
+            let ips = index.entry(name.clone()).or_default();
+            if !ips.contains(ip) {
+                ips.push(*ip);
+            }
+        }
+        Self { entries, index }
     }
 
     /// The addresses listed for `name`, in file order, without duplicates.
     pub fn lookup<'a>(&'a self, name: &str) -> impl Iterator<Item = IpAddr> + 'a {
-        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-        let mut seen: Vec<IpAddr> = Vec::new();
-        self.entries
-            .iter()
-            .filter(move |(n, _)| *n == name)
-            .map(|(_, ip)| *ip)
-            .filter(move |ip| {
-                if seen.contains(ip) {
-                    false
-                } else {
-                    seen.push(*ip);
-                    true
-                }
-            })
+        match NameKey::new(name) {
+            Some(key) => self.listed(&key),
+            None => &[],
+        }
+        .iter()
+        .copied()
+    }
+
+    /// The addresses listed for a normalized name.
+    pub(crate) fn listed(&self, key: &NameKey<'_>) -> &[IpAddr] {
+        self.index.get(key.as_str()).map_or(&[], Vec::as_slice)
     }
 
     /// The first name listed for `ip` (for reverse lookups).

@@ -409,8 +409,9 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: Rtype) -> Verdict
     let Ok(qname) = parse_name(name) else {
         return Verdict::Ignore("bad query name");
     };
+    // `Name`'s equality ignores ASCII case (both are absolute here).
     let ours = m.queries.len() == 1
-        && show(m.queries[0].name()) == show(&qname)
+        && *m.queries[0].name() == qname
         && m.queries[0].query_type() == rtype.hickory()
         && m.queries[0].query_class() == DNSClass::IN;
     if !ours {
@@ -419,10 +420,10 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: Rtype) -> Verdict
     if m.metadata.truncation {
         return Verdict::Truncated;
     }
-    let op = rtype.op().to_string();
-    let name_s = name.strip_suffix('.').unwrap_or(name).to_string();
+    let op = || rtype.op().to_string();
+    let name_s = || name.strip_suffix('.').unwrap_or(name).to_string();
     let fail = |e: fn(String, String) -> Error| {
-        Verdict::Answer(Err((e(op.clone(), name_s.clone()), negative_ttl(&m))))
+        Verdict::Answer(Err((e(op(), name_s()), negative_ttl(&m))))
     };
     match m.metadata.response_code {
         ResponseCode::NoError => {}
@@ -434,8 +435,8 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: Rtype) -> Verdict
         _ => {
             return Verdict::Answer(Err((
                 Error::BadResponse {
-                    op,
-                    name: name_s,
+                    op: op(),
+                    name: name_s(),
                     problem: format!("response code {}", m.metadata.response_code),
                 },
                 0,
@@ -444,18 +445,25 @@ pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: Rtype) -> Verdict
     }
     match follow_chain(&m.answers, &qname, rtype) {
         Some(answer) => Verdict::Answer(Ok(answer)),
-        None => Verdict::Answer(Err((Error::NoData { op, name: name_s }, negative_ttl(&m)))),
+        None => Verdict::Answer(Err((
+            Error::NoData {
+                op: op(),
+                name: name_s(),
+            },
+            negative_ttl(&m),
+        ))),
     }
 }
 
 /// The records of the answer section that answer `qname`/`rtype`, following
 /// CNAMEs from `qname` (bounded); `None` when there are none.
 fn follow_chain(answers: &[HRecord], qname: &Name, rtype: Rtype) -> Option<Answer> {
-    let mut current = show(qname);
+    let mut current = qname;
     let mut ttl = u32::MAX;
     let mut canonical = None;
     for _ in 0..=MAX_CNAME_CHAIN {
-        let owned = |r: &&HRecord| show(&r.name) == current && r.dns_class == DNSClass::IN;
+        // `Name`'s equality ignores ASCII case; answer names are absolute.
+        let owned = |r: &&HRecord| r.name == *current && r.dns_class == DNSClass::IN;
         let records: Vec<Record> = answers
             .iter()
             .filter(owned)
@@ -467,19 +475,60 @@ fn follow_chain(answers: &[HRecord], qname: &Name, rtype: Rtype) -> Option<Answe
             return Some(Answer {
                 records,
                 ttl: ttl.min(min),
-                canonical,
+                canonical: canonical.map(show),
             });
         }
         // No record of the type: a CNAME for the current name leads on.
-        let next = answers.iter().filter(owned).find_map(|r| match &r.data {
-            RData::CNAME(c) => Some((show(&c.0), r.ttl)),
+        let (next, next_ttl) = answers.iter().filter(owned).find_map(|r| match &r.data {
+            RData::CNAME(c) => Some((&c.0, r.ttl)),
             _ => None,
         })?;
-        ttl = ttl.min(next.1);
-        current = next.0;
-        canonical = Some(current.clone());
+        ttl = ttl.min(next_ttl);
+        current = next;
+        canonical = Some(current);
     }
     None
+}
+
+/// A name normalized for lookups: lower case, no trailing dot. Borrowed
+/// when the name already is (the common case), else lowered on the stack.
+// Lives on the stack for one call; boxing the buffer would put an
+// allocation on the hot path this exists to keep free of them.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum NameKey<'a> {
+    /// The name as given (its trailing dot cut).
+    Ready(&'a str),
+    /// A lowered copy.
+    Lowered { buf: [u8; MAX_NAME + 2], len: usize },
+}
+
+impl<'a> NameKey<'a> {
+    /// `None` for a name too long to be valid.
+    pub(crate) fn new(name: &'a str) -> Option<Self> {
+        let bare = name.strip_suffix('.').unwrap_or(name);
+        if bare.len() > MAX_NAME + 1 {
+            return None;
+        }
+        if !bare.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Some(Self::Ready(bare));
+        }
+        let mut buf = [0; MAX_NAME + 2];
+        for (d, s) in buf.iter_mut().zip(bare.bytes()) {
+            *d = s.to_ascii_lowercase();
+        }
+        Some(Self::Lowered {
+            buf,
+            len: bare.len(),
+        })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Ready(s) => s,
+            // Lowering ASCII bytes keeps UTF-8 valid.
+            Self::Lowered { buf, len } => std::str::from_utf8(&buf[..*len]).unwrap_or(""),
+        }
+    }
 }
 
 #[cfg(test)]

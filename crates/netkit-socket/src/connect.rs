@@ -147,6 +147,14 @@ pub fn parse_ip(host: &str) -> Option<IpAddr> {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     let h = h.split('%').next().unwrap_or(h);
+    // A name (any byte an address never has) is told at a glance: lookups of
+    // names are the hot path, and the full parsers try both families.
+    if !h
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+    {
+        return None;
+    }
     h.parse().ok()
 }
 
@@ -632,6 +640,24 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Every address reads back from its text (IPv6 bare, bracketed and
+        /// scoped); no text with a byte an address never has is an address.
+        #[test]
+        fn literals_parse_and_names_do_not(
+            v4 in proptest::prelude::any::<[u8; 4]>(),
+            v6 in proptest::prelude::any::<[u16; 8]>(),
+            name in "[a-z0-9.:-]{0,20}",
+        ) {
+            let v4 = IpAddr::from(v4);
+            let v6 = IpAddr::from(v6);
+            proptest::prop_assert_eq!(parse_ip(&v4.to_string()), Some(v4));
+            proptest::prop_assert_eq!(parse_ip(&v6.to_string()), Some(v6));
+            proptest::prop_assert_eq!(parse_ip(&format!("[{v6}]")), Some(v6));
+            proptest::prop_assert_eq!(parse_ip(&format!("{v6}%eth0")), Some(v6));
+            let std: Option<IpAddr> = name.parse().ok();
+            proptest::prop_assert_eq!(parse_ip(&name), std);
+        }
+
         /// Whatever the outcomes and their timing: every address is attempted
         /// at most once, in interleaved order; at most one `Connected` or
         /// `Failed`, last; every attempt started is either reported or
