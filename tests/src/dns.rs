@@ -135,7 +135,9 @@ pub struct Nsd {
 }
 
 impl Nsd {
-    /// Starts nsd; `None` (loudly) when nsd is not installed outside CI.
+    /// Starts nsd (response rate limiting off: benchmarks and bursts ask
+    /// hundreds of names a second from one address); `None` (loudly) when nsd
+    /// is not installed outside CI.
     pub fn start() -> Option<Self> {
         if !crate::peer::have("nsd", "-v") {
             return None;
@@ -151,7 +153,8 @@ impl Nsd {
             "server:\n    ip-address: 127.0.0.1@{port}\n    username: \"\"\n    chroot: \"\"\n    \
              zonesdir: \"{d}\"\n    database: \"\"\n    pidfile: \"{d}/nsd.pid\"\n    \
              xfrdfile: \"{d}/xfrd.state\"\n    xfrdir: \"{d}\"\n    zonelistfile: \"{d}/zone.list\"\n    \
-             logfile: \"{d}/nsd.log\"\n    server-count: 1\n    do-ip6: no\n    verbosity: 1\n\
+             logfile: \"{d}/nsd.log\"\n    server-count: 1\n    do-ip6: no\n    verbosity: 1\n    \
+             rrl-ratelimit: 0\n\
              remote-control:\n    control-enable: no\n\
              zone:\n    name: \"test.\"\n    zonefile: \"test.zone\"\n\
              zone:\n    name: \"2.0.192.in-addr.arpa.\"\n    zonefile: \"reverse.zone\"\n",

@@ -1,10 +1,10 @@
-//! `cargo xtask bench [tcp|tls] [ARGS]`: the side-by-side benchmarks (release build).
+//! `cargo xtask bench [tcp|tls|dns] [ARGS]`: the side-by-side benchmarks (release build).
 
 use std::process::Command;
 
 use crate::{Result, root, run as run_cmd, step, target_dir};
 
-/// Runs the benchmark `tcp` (the default) or `tls` with the remaining arguments.
+/// Runs the benchmark `tcp` (the default), `tls` or `dns` with the remaining arguments.
 pub(crate) fn run(args: &[String]) -> Result {
     let (which, rest) = match args.split_first() {
         Some((w, r)) if !w.starts_with('-') => (w.as_str(), r),
@@ -48,7 +48,32 @@ pub(crate) fn run(args: &[String]) -> Result {
             default_out(&mut c, rest, "tls.json")?;
             run_cmd(c, "bench tls (loopback)")
         }
-        other => Err(format!("unknown benchmark {other:?} (have: tcp, tls)")),
+        "dns" => {
+            step(
+                "build benchmark binaries (release)",
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "netkit-bench",
+                    "-p",
+                    "netkit-cli",
+                ],
+            )?;
+            // In process first (criterion: cache hits and decoding against
+            // hickory and getaddrinfo), then end to end against nsd, which
+            // also prints criterion's medians as ratios.
+            let mut criterion = vec!["bench", "-p", "netkit-bench", "--bench", "dns", "--"];
+            if rest.iter().any(|a| a == "--quick") {
+                criterion.push("--quick");
+            }
+            step("bench dns (in process, criterion)", &criterion)?;
+            let mut c = Command::new(target_dir()?.join("release/bench-dns"));
+            c.current_dir(root()).args(rest);
+            default_out(&mut c, rest, "dns.json")?;
+            run_cmd(c, "bench dns (end to end)")
+        }
+        other => Err(format!("unknown benchmark {other:?} (have: tcp, tls, dns)")),
     }
 }
 

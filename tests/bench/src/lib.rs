@@ -9,6 +9,8 @@
 //!
 //! Everything here is Linux-only: `/proc`, `epoll` and `sched_setaffinity`.
 
+pub mod proc;
+
 use std::fs;
 use std::io;
 use std::time::Duration;
