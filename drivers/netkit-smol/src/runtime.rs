@@ -17,7 +17,7 @@ use netkit_sys::{ConnectOptions, Error, Resolver, os_error};
 use socket2::Socket as RawSocket;
 
 use crate::conn::{Shared, deliver, drive};
-use crate::dns::{DnsService, Waiter};
+use crate::dns::{DnsService, Outcome};
 use crate::{Handler, ListenOptions, Server};
 use netkit_dns::{Answer, Family, Rtype};
 use netkit_sys::resolve::Resolution;
@@ -77,55 +77,53 @@ impl Runtime {
 
     /// [`lookup`](Self::lookup) for one family.
     pub async fn lookup_family(&self, host: &str, family: Family) -> Result<Vec<IpAddr>, Error> {
-        let rx = {
+        let pending = {
             let mut st = self.inner.dns.lock();
             match st.resolver.lookup_family(Instant::now(), host, family) {
                 Resolution::Ready(r) => return r,
                 Resolution::Pending(req) => {
-                    let (tx, rx) = async_channel::bounded(1);
-                    self.inner
-                        .dns
-                        .wait(&mut st, req, Waiter::Lookup(host.to_string(), tx));
-                    rx
+                    self.inner.dns.wait(&mut st, req, Some(host.to_string()))
                 }
             }
         };
-        rx.recv()
-            .await
-            .unwrap_or_else(|_| Err(Error::os("ECANCELED", format!("getaddrinfo {host}"))))
+        match pending.await {
+            Outcome::Lookup(r) => r,
+            Outcome::Resolve(_) => Err(Error::os("ECANCELED", format!("getaddrinfo {host}"))),
+        }
     }
 
     /// node's `dns.resolve*`: the records of `name` of type `rtype` (never
     /// the hosts file), from the cache or the servers.
     pub async fn resolve(&self, name: &str, rtype: Rtype) -> Result<Answer, netkit_dns::Error> {
-        let rx = {
+        let pending = {
             let mut st = self.inner.dns.lock();
             match st.resolver.resolve(Instant::now(), name, rtype) {
                 Resolution::Ready(r) => return r,
+                Resolution::Pending(req) => self.inner.dns.wait(&mut st, req, None),
+            }
+        };
+        match pending.await {
+            Outcome::Resolve(r) => r,
+            Outcome::Lookup(_) => Err(netkit_dns::Error::Timeout {
+                op: rtype.op().into(),
+                name: name.into(),
+            }),
+        }
+    }
+
+    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`): the lookup runs
+    /// as a detached task on smol's executor, nobody waits for it.
+    pub fn prefetch(&self, host: &str) {
+        let pending = {
+            let mut st = self.inner.dns.lock();
+            match st.resolver.lookup(Instant::now(), host) {
+                Resolution::Ready(_) => return,
                 Resolution::Pending(req) => {
-                    let (tx, rx) = async_channel::bounded(1);
-                    self.inner.dns.wait(&mut st, req, Waiter::Resolve(tx));
-                    rx
+                    self.inner.dns.wait(&mut st, req, Some(host.to_string()))
                 }
             }
         };
-        rx.recv().await.unwrap_or_else(|_| {
-            Err(netkit_dns::Error::Timeout {
-                op: rtype.op().into(),
-                name: name.into(),
-            })
-        })
-    }
-
-    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`).
-    pub fn prefetch(&self, host: &str) {
-        let mut st = self.inner.dns.lock();
-        if let Resolution::Pending(req) = st.resolver.lookup(Instant::now(), host) {
-            let (tx, _rx) = async_channel::bounded(1);
-            self.inner
-                .dns
-                .wait(&mut st, req, Waiter::Lookup(host.to_string(), tx));
-        }
+        smol::spawn(pending).detach();
     }
 
     /// Bun's six DNS cache counters (`dns.getCacheStats()`).
