@@ -14,6 +14,8 @@
 //! upper-case letters or a trailing dot is normalized on the stack).
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -85,7 +87,7 @@ pub struct Cache {
     config: CacheConfig,
     /// One map per record type, keyed by the normalized name, so a lookup
     /// borrows the name instead of building a key.
-    maps: [HashMap<Box<str>, Entry>; Rtype::ALL.len()],
+    maps: [HashMap<Box<str>, Entry, RandomState>; Rtype::ALL.len()],
     len: usize,
     tick: u64,
     /// No entry expires before this (a lower bound; `None`: nothing cached yet).
@@ -95,7 +97,7 @@ pub struct Cache {
 
 /// The live entry for `name`/`rtype` (marked used at `tick`), if any.
 fn live<'a>(
-    maps: &'a mut [HashMap<Box<str>, Entry>; Rtype::ALL.len()],
+    maps: &'a mut [HashMap<Box<str>, Entry, RandomState>; Rtype::ALL.len()],
     ttl: Duration,
     tick: u64,
     now: Instant,

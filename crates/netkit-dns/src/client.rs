@@ -318,7 +318,7 @@ impl Dns {
             (Family::V4, _) => &[Rtype::A],
             (Family::V6, _) => &[Rtype::Aaaa],
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(4);
         for &t in types {
             match self.cache.probe_key(now, key, t, Use::Lookup)? {
                 Ok(a) => out.extend(addresses(a)),

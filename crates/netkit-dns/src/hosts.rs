@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState;
+
 use crate::message::NameKey;
 
 /// Most bytes of a name kept from the file; longer names are skipped (DNS caps names at 253).
@@ -19,7 +21,7 @@ pub struct Hosts {
     entries: Vec<(String, IpAddr)>,
     /// Name to its addresses, in file order, without duplicates (a lookup
     /// is one hash probe, not a scan of the file).
-    index: HashMap<String, Vec<IpAddr>>,
+    index: HashMap<String, Vec<IpAddr>, RandomState>,
 }
 
 impl Hosts {
@@ -42,7 +44,7 @@ impl Hosts {
                 }
             }
         }
-        let mut index: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        let mut index: HashMap<String, Vec<IpAddr>, RandomState> = HashMap::default();
         for (name, ip) in &entries {
             let ips = index.entry(name.clone()).or_default();
             if !ips.contains(ip) {
