@@ -21,13 +21,18 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// `netkit dns ARGS --server SERVER`: (exit code, stdout, stderr).
 fn dns(server: SocketAddr, args: &[&str]) -> (i32, String, String) {
+    // No hosts file of the machine's in the way.
+    dns_env(server, args, &[("NETKIT_HOSTS", "/nonexistent")])
+}
+
+/// [`dns`] with this environment.
+fn dns_env(server: SocketAddr, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(bin("netkit"));
     cmd.arg("dns")
         .args(args)
         .arg("--server")
         .arg(server.to_string());
-    // No hosts file of the machine's in the way.
-    cmd.env("NETKIT_HOSTS", "/nonexistent");
+    cmd.envs(env.iter().copied());
     let (code, out, err) = run_bounded(&mut cmd, b"", LIMIT);
     (
         code,
@@ -119,10 +124,14 @@ fn every_record_type_in_node_shapes() {
         r#"{"address":"192.0.2.20","family":4}"#,
         r#"{"address":"2001:db8::20","family":6}"#,
     );
-    assert!(
-        all == format!("[{v4},{v6}]") || all == format!("[{v6},{v4}]"),
-        "{all}"
-    );
+    // getaddrinfo's order on this machine (RFC 6724: IPv6 first only from a
+    // native global IPv6 source address).
+    let want = if netkit_sys::sys::caps::caps().prefer_ipv6 {
+        format!("[{v6},{v4}]")
+    } else {
+        format!("[{v4},{v6}]")
+    };
+    assert_eq!(all, want);
     assert_eq!(
         ok(s, &["lookup", "both.test", "--family", "6"]),
         r#"{"address":"2001:db8::20","family":6}"#
@@ -139,6 +148,43 @@ fn every_record_type_in_node_shapes() {
         assert_eq!(dig(s, "txt.test", "TXT"), [r#""hello" "world""#]);
         assert_eq!(dig(s, "alias.test", "A"), ["a.test", "192.0.2.10"]);
     }
+}
+
+#[test]
+fn resolv_conf_and_hosts_come_from_the_environment() {
+    let Some(nsd) = Nsd::start() else { return };
+    let s = nsd.addr;
+    let dir = netkit_tests::peer::TempDir::new("nk-dnsenv").expect("temp dir");
+    let conf = dir.path().join("resolv.conf");
+    std::fs::write(&conf, "search test\noptions ndots:2 timeout:1 attempts:1\n").expect("write");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "10.1.2.3 pinned.test a.test\n").expect("write");
+    let (conf, hosts) = (conf.to_str().unwrap(), hosts.to_str().unwrap());
+    let env = [
+        ("NETKIT_RESOLV_CONF", conf),
+        ("NETKIT_HOSTS", "/nonexistent"),
+    ];
+    // `a` (fewer dots than ndots) is tried as a.test first: the search list.
+    let (code, out, err) = dns_env(s, &["lookup", "a", "--family", "4"], &env);
+    assert_eq!(
+        (code, out.trim(), err.as_str()),
+        (0, r#"{"address":"192.0.2.10","family":4}"#, "")
+    );
+    // `resolve*` never walks the search list (node's resolve4 does not): `a.`
+    // is asked, outside nsd's zones, so refused.
+    let (code, _, err) = dns_env(s, &["resolve4", "a"], &env);
+    assert_eq!((code, err.trim()), (1, "netkit: error: EREFUSED: queryA a"));
+    // The hosts file answers `lookup` first, never `resolve*`.
+    let env = [("NETKIT_RESOLV_CONF", conf), ("NETKIT_HOSTS", hosts)];
+    let (_, out, _) = dns_env(s, &["lookup", "a.test", "--all"], &env);
+    assert_eq!(out.trim(), r#"[{"address":"10.1.2.3","family":4}]"#);
+    let (_, out, _) = dns_env(s, &["resolve4", "a.test"], &env);
+    assert_eq!(out.trim(), r#"["192.0.2.10"]"#);
+    let (code, _, err) = dns_env(s, &["resolve4", "pinned.test"], &env);
+    assert_eq!(
+        (code, err.trim()),
+        (1, "netkit: error: ENOTFOUND: queryA pinned.test")
+    );
 }
 
 #[test]

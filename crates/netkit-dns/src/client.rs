@@ -226,7 +226,7 @@ impl Dns {
     /// a name listed in `hosts` is answered from it; otherwise A and AAAA (as
     /// `family` asks) through the search list, both in parallel, through the
     /// cache. Addresses come IPv4 first, unless `prefer_v6` (the driver found
-    /// a global IPv6 route). `ids` gives a fresh random wire ID per query.
+    /// a native global IPv6 source address, as RFC 6724 sorting needs). `ids` gives a fresh random wire ID per query.
     /// Returns the addresses at once when no query is needed, else the request
     /// whose [`Event::LookedUp`] will come.
     pub fn lookup(

@@ -86,7 +86,8 @@ pub struct DnsSettings {
     pub servers: Option<Vec<SocketAddr>>,
     /// The cache's TTL and size.
     pub cache: CacheConfig,
-    /// Ask IPv6 first in a lookup (a global IPv6 route exists).
+    /// IPv6 answers first in a lookup (the machine has a native global IPv6
+    /// source address: `caps().prefer_ipv6`).
     pub prefer_v6: bool,
 }
 
@@ -111,8 +112,8 @@ pub fn env_cache_ttl() -> Duration {
 impl DnsSettings {
     /// From the environment: `NETKIT_RESOLV_CONF` (default
     /// `/etc/resolv.conf`; a missing file is an empty one), the cache TTL
-    /// ([`env_cache_ttl`]), and IPv6 first when the machine routes to global
-    /// IPv6 addresses.
+    /// ([`env_cache_ttl`]), and IPv6 first when getaddrinfo would put it
+    /// first (`caps().prefer_ipv6`).
     pub fn from_env() -> Self {
         let path =
             std::env::var_os("NETKIT_RESOLV_CONF").unwrap_or_else(|| "/etc/resolv.conf".into());
@@ -124,7 +125,7 @@ impl DnsSettings {
                 ttl: env_cache_ttl(),
                 ..CacheConfig::default()
             },
-            prefer_v6: crate::sys::caps::caps().global_ipv6_route,
+            prefer_v6: crate::sys::caps::caps().prefer_ipv6,
         }
     }
 
