@@ -12,17 +12,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     };
     match which {
         "tcp" => {
-            step(
-                "build benchmark binaries (release)",
-                &[
-                    "build",
-                    "--release",
-                    "-p",
-                    "netkit-bench",
-                    "-p",
-                    "netkit-cli",
-                ],
-            )?;
+            build_with_cli()?;
             let mut c = Command::new(target_dir()?.join("release/bench-tcp"));
             c.current_dir(root()).args(rest);
             default_out(&mut c, rest, "tcp.json")?;
@@ -49,17 +39,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             run_cmd(c, "bench tls (loopback)")
         }
         "dns" => {
-            step(
-                "build benchmark binaries (release)",
-                &[
-                    "build",
-                    "--release",
-                    "-p",
-                    "netkit-bench",
-                    "-p",
-                    "netkit-cli",
-                ],
-            )?;
+            build_with_cli()?;
             // In process first (criterion: cache hits and decoding against
             // hickory and getaddrinfo), then end to end against nsd, which
             // also prints criterion's medians as ratios.
@@ -75,6 +55,21 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
         other => Err(format!("unknown benchmark {other:?} (have: tcp, tls, dns)")),
     }
+}
+
+/// Builds the benchmark binaries and the `netkit` CLI they run (release).
+fn build_with_cli() -> Result {
+    step(
+        "build benchmark binaries (release)",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "netkit-bench",
+            "-p",
+            "netkit-cli",
+        ],
+    )
 }
 
 /// Unless the caller chose `--out`, writes bench-tcp's JSON to `bench/FILE` under

@@ -100,10 +100,8 @@ fn live<'a>(
     maps: &'a mut [HashMap<Box<str>, Entry, RandomState>; Rtype::ALL.len()],
     ttl: Duration,
     tick: u64,
-    now: Instant,
     key: &str,
-    rtype: Rtype,
-    usage: Use,
+    (now, rtype, usage): (Instant, Rtype, Use),
 ) -> Option<Result<&'a Answer, &'a Error>> {
     let e = maps[slot(rtype)].get_mut(key)?;
     let limit = match usage {
@@ -155,15 +153,8 @@ impl Cache {
     ) -> Option<Result<&Answer, &Error>> {
         let key = NameKey::new(name)?;
         self.tick += 1;
-        let hit = live(
-            &mut self.maps,
-            self.config.ttl,
-            self.tick,
-            now,
-            key.as_str(),
-            rtype,
-            usage,
-        )?;
+        let (ttl, tick) = (self.config.ttl, self.tick);
+        let hit = live(&mut self.maps, ttl, tick, key.as_str(), (now, rtype, usage))?;
         self.stats.cache_hits_completed += 1;
         self.stats.total_count += 1;
         Some(hit)
@@ -191,15 +182,8 @@ impl Cache {
         usage: Use,
     ) -> Option<Result<&Answer, &Error>> {
         self.tick += 1;
-        live(
-            &mut self.maps,
-            self.config.ttl,
-            self.tick,
-            now,
-            key.as_str(),
-            rtype,
-            usage,
-        )
+        let (ttl, tick) = (self.config.ttl, self.tick);
+        live(&mut self.maps, ttl, tick, key.as_str(), (now, rtype, usage))
     }
 
     /// Counts a request answered by a [`probe`](Self::probe)d entry.
