@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use foldhash::fast::RandomState;
+use foldhash::fast::FixedState;
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -32,6 +32,11 @@ pub struct CacheConfig {
     pub ttl: Duration,
     /// The most entries (Bun's: 255).
     pub max_entries: usize,
+    /// Seeds the hash of the cache's maps. Randomness comes from the
+    /// driver, like time: a driver that resolves names an attacker may
+    /// choose should pass a random seed, so no one can pick names that
+    /// collide. The default is a fixed 0.
+    pub hash_seed: u64,
 }
 
 impl Default for CacheConfig {
@@ -39,6 +44,7 @@ impl Default for CacheConfig {
         Self {
             ttl: Duration::from_secs(30),
             max_entries: 255,
+            hash_seed: 0,
         }
     }
 }
@@ -87,7 +93,7 @@ pub struct Cache {
     config: CacheConfig,
     /// One map per record type, keyed by the normalized name, so a lookup
     /// borrows the name instead of building a key.
-    maps: [HashMap<Box<str>, Entry, RandomState>; Rtype::ALL.len()],
+    maps: [HashMap<Box<str>, Entry, FixedState>; Rtype::ALL.len()],
     len: usize,
     tick: u64,
     /// No entry expires before this (a lower bound; `None`: nothing cached yet).
@@ -97,7 +103,7 @@ pub struct Cache {
 
 /// The live entry for `name`/`rtype` (marked used at `tick`), if any.
 fn live<'a>(
-    maps: &'a mut [HashMap<Box<str>, Entry, RandomState>; Rtype::ALL.len()],
+    maps: &'a mut [HashMap<Box<str>, Entry, FixedState>; Rtype::ALL.len()],
     ttl: Duration,
     tick: u64,
     key: &str,
@@ -126,8 +132,10 @@ impl Cache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
         Self {
+            maps: std::array::from_fn(|_| {
+                HashMap::with_hasher(FixedState::with_seed(config.hash_seed))
+            }),
             config,
-            maps: Default::default(),
             len: 0,
             tick: 0,
             soonest: None,
@@ -454,7 +462,7 @@ mod tests {
         #[test]
         fn invariants(ops in proptest::collection::vec((0u8..4, 0u8..40, 0u32..100, 0u64..50), 0..300),
                       max in 1usize..20) {
-            let mut c = Cache::new(CacheConfig { ttl: s(30), max_entries: max });
+            let mut c = Cache::new(CacheConfig { ttl: s(30), max_entries: max, hash_seed: 7 });
             let mut now = t0();
             for (op, name, ttl, dt) in ops {
                 now += Duration::from_millis(dt * 100);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use foldhash::fast::RandomState;
+use foldhash::fast::FixedState;
 
 use crate::message::NameKey;
 
@@ -20,8 +20,9 @@ const MAX_NAME: usize = 253;
 pub struct Hosts {
     entries: Vec<(String, IpAddr)>,
     /// Name to its addresses, in file order, without duplicates (a lookup
-    /// is one hash probe, not a scan of the file).
-    index: HashMap<String, Vec<IpAddr>, RandomState>,
+    /// is one hash probe, not a scan of the file). The seed is fixed: the
+    /// names come from the machine's own hosts file, not from a peer.
+    index: HashMap<String, Vec<IpAddr>, FixedState>,
 }
 
 impl Hosts {
@@ -44,7 +45,7 @@ impl Hosts {
                 }
             }
         }
-        let mut index: HashMap<String, Vec<IpAddr>, RandomState> = HashMap::default();
+        let mut index: HashMap<String, Vec<IpAddr>, FixedState> = HashMap::default();
         for (name, ip) in &entries {
             let ips = index.entry(name.clone()).or_default();
             if !ips.contains(ip) {

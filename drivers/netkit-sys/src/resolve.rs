@@ -123,6 +123,7 @@ impl DnsSettings {
             servers: None,
             cache: CacheConfig {
                 ttl: env_cache_ttl(),
+                hash_seed: random_seed(),
                 ..CacheConfig::default()
             },
             prefer_v6: crate::sys::caps::caps().prefer_ipv6,
@@ -169,6 +170,17 @@ pub enum Resolution<T, E = Error> {
     /// Asked: the answer comes through [`Resolver::take_lookup`] once the
     /// driver saw this request finish.
     Pending(RequestId),
+}
+
+/// A random seed for the cache's hash maps (names a program resolves may
+/// come from a peer; a random seed keeps them from being chosen to collide).
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_ok() {
+        u64::from_ne_bytes(b)
+    } else {
+        std::process::id().into()
+    }
 }
 
 /// A random query ID from the OS's generator (spoofing resistance rests on
