@@ -608,3 +608,87 @@ pub fn dns_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("dns_resolver/seed-tc-then-tcp", tcp),
     ]
 }
+
+/// A response decoder's run over `pieces`, summarised: (status codes of
+/// heads, body bytes, trailer count, ended, bytes left, reusable) or the error.
+type HttpRun = Result<(Vec<u16>, Vec<u8>, usize, bool, usize, bool), netkit_http1::Error>;
+
+fn http_run(kind: netkit_http1::RequestKind, pieces: &mut dyn Iterator<Item = &[u8]>) -> HttpRun {
+    use netkit_http1::{Event, Limits, ResponseDecoder};
+    let limits = Limits {
+        max_head: 4096,
+        max_headers: 16,
+    };
+    let mut d = ResponseDecoder::new(kind, limits);
+    let (mut heads, mut body, mut trailers, mut ended) = (Vec::new(), Vec::new(), 0, false);
+    let mut buf = Vec::new();
+    for p in pieces {
+        buf.extend_from_slice(p);
+        while !ended {
+            let (n, e) = d.decode(&buf)?;
+            assert!(n <= buf.len());
+            let Some(e) = e else {
+                assert!(
+                    buf.len() - n <= limits.max_head || d.has_head(),
+                    "unbounded head"
+                );
+                buf.drain(..n);
+                break;
+            };
+            match e {
+                Event::Informational(h) => {
+                    assert!(
+                        heads.is_empty() || heads.last().is_some_and(|s| (100..200).contains(s))
+                    );
+                    heads.push(h.status());
+                }
+                Event::Head(h) => heads.push(h.status()),
+                Event::Data(b) => {
+                    assert!(!b.is_empty() && d.has_head());
+                    body.extend_from_slice(b);
+                }
+                Event::Trailers(f) => {
+                    assert!(!f.is_empty() && f.len() <= limits.max_headers);
+                    trailers += 1;
+                }
+                Event::End => ended = true,
+            }
+            buf.drain(..n);
+        }
+    }
+    if !ended {
+        ended = d.finish()?.is_some();
+    }
+    assert_eq!(d.is_done(), ended);
+    Ok((heads, body, trailers, ended, buf.len(), d.reuse().is_some()))
+}
+
+/// Arbitrary bytes as a response (the first byte picks the request kind and
+/// a piece size): never a panic; every allocation bounded; fed whole or in
+/// pieces, the same outcome.
+pub fn http_response(data: &[u8]) {
+    use netkit_http1::RequestKind;
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let kind = [RequestKind::Other, RequestKind::Head, RequestKind::Connect][usize::from(ctl % 3)];
+    let piece = 1 + usize::from(ctl / 3) % 16;
+    let whole = http_run(kind, &mut std::iter::once(input));
+    let split = http_run(kind, &mut input.chunks(piece));
+    assert_eq!(whole, split);
+    if let Ok((heads, body, ..)) = &whole {
+        assert!(body.len() <= input.len() && heads.len() <= input.len());
+    }
+}
+
+/// Arbitrary bytes as a chunked body (after a fixed head), whole and in
+/// pieces: the same outcome, never a panic.
+pub fn http_chunked(data: &[u8]) {
+    let Some((&ctl, body)) = data.split_first() else {
+        return;
+    };
+    let mut input = b"\x00HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    input[0] = ctl.wrapping_mul(3);
+    input.extend_from_slice(body);
+    http_response(&input);
+}

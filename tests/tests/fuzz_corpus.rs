@@ -86,3 +86,13 @@ fn write_dns_seeds() {
         std::fs::write(root.join(target).join(file), seed).unwrap();
     }
 }
+
+#[test]
+fn http_response_corpus() {
+    replay("http_response", netkit_tests::fuzz::http_response);
+}
+
+#[test]
+fn http_chunked_corpus() {
+    replay("http_chunked", netkit_tests::fuzz::http_chunked);
+}

@@ -1,0 +1,429 @@
+//! The response decoder: head, framing, body, keep-alive.
+
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+use crate::chunked::{self, Chunked};
+use crate::{Error, Fields, Limits, parse_error};
+
+/// What the request was, as far as the response's framing cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A HEAD request: the response has no body, whatever its headers say.
+    Head,
+    /// A CONNECT request: a 2xx opens a tunnel (no body; the bytes after the
+    /// head belong to the tunnel).
+    Connect,
+    /// Any other method.
+    Other,
+}
+
+/// A response head (final or informational).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Head {
+    version: u8,
+    status: u16,
+    reason: Box<str>,
+    fields: Fields,
+}
+
+impl Head {
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    #[must_use]
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The reason phrase (empty when missing or not visible ASCII/Latin-1 text).
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The header fields, in order, repeated names kept.
+    #[must_use]
+    pub fn headers(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The head exactly as received: status line, header lines and the
+    /// blank line (for `curl -i`-style output).
+    #[must_use]
+    pub fn raw(&self) -> &[u8] {
+        self.fields.raw()
+    }
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("version", &self.version)
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("headers", &self.fields)
+            .finish()
+    }
+}
+
+/// What the decoder found. Body data borrows the caller's input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A 1xx other than 101 (100 Continue, 102 Processing, 103 Early Hints):
+    /// surfaced, then the final head follows.
+    Informational(Head),
+    /// The final head. For a 101, or a 2xx to CONNECT, the bytes after it
+    /// belong to the new protocol or the tunnel: `End` follows at once.
+    Head(Head),
+    /// Body bytes, in order.
+    Data(&'a [u8]),
+    /// A chunked body's trailer fields (only when there are some).
+    Trailers(Fields),
+    /// The response is complete.
+    End,
+}
+
+/// The keep-alive verdict of a complete response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    /// The server's `Keep-Alive: timeout=` (drop the idle connection before
+    /// the server does).
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Length { remaining: u64, total: u64 },
+    Chunked(Box<Chunked>),
+    Close { got: u64 },
+    None,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    /// Looking for the end of a head; LFs before `scanned` were checked.
+    Head {
+        scanned: usize,
+    },
+    Body(Body),
+    Done,
+    Failed,
+}
+
+/// Decodes one response. See the [crate docs](crate) for the loop.
+#[derive(Debug, Clone)]
+pub struct ResponseDecoder {
+    kind: RequestKind,
+    limits: Limits,
+    state: State,
+    received: bool,
+    /// Whether the connection may carry another exchange once this one ends.
+    keep_alive: bool,
+    timeout: Option<Duration>,
+}
+
+impl ResponseDecoder {
+    /// A decoder for the response to a request of `kind`.
+    #[must_use]
+    pub fn new(kind: RequestKind, limits: Limits) -> Self {
+        Self {
+            kind,
+            limits,
+            state: State::Head { scanned: 0 },
+            received: false,
+            keep_alive: false,
+            timeout: None,
+        }
+    }
+
+    /// Whether the final head has been decoded.
+    #[must_use]
+    pub fn has_head(&self) -> bool {
+        matches!(self.state, State::Body(_) | State::Done)
+    }
+
+    /// Whether the response is complete.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Whether any response byte has arrived.
+    #[must_use]
+    pub fn received_any(&self) -> bool {
+        self.received
+    }
+
+    /// The keep-alive verdict once the response is complete: `Some` when the
+    /// connection may carry another request (HTTP/1.1 without
+    /// `Connection: close`, HTTP/1.0 with `keep-alive`; never after
+    /// `Transfer-Encoding` with `Content-Length`, a close-delimited body, a
+    /// 101 or a tunnel). The caller must also check that no byte followed
+    /// the response and that its own request was sent whole.
+    #[must_use]
+    pub fn reuse(&self) -> Option<Reuse> {
+        (self.is_done() && self.keep_alive).then_some(Reuse {
+            timeout: self.timeout,
+        })
+    }
+
+    /// Consumes from `input` (what the caller holds that this decoder has
+    /// not consumed) until there is an event. Returns the bytes consumed and
+    /// the event; `None` means everything useful was consumed and more input
+    /// is needed (or the response is done). Call again after each event.
+    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, Option<Event<'a>>), Error> {
+        self.received |= !input.is_empty();
+        let r = self.decode_inner(input);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn decode_inner<'a>(&mut self, input: &'a [u8]) -> Result<(usize, Option<Event<'a>>), Error> {
+        match &mut self.state {
+            State::Head { scanned } => {
+                let Some(end) = head_end(input, scanned) else {
+                    if input.len() > self.limits.max_head {
+                        return Err(Error::HeadTooLarge {
+                            limit: self.limits.max_head,
+                        });
+                    }
+                    return Ok((0, None));
+                };
+                if end > self.limits.max_head {
+                    return Err(Error::HeadTooLarge {
+                        limit: self.limits.max_head,
+                    });
+                }
+                let head = self.parse_head(&input[..end])?;
+                Ok((end, Some(head)))
+            }
+            State::Body(Body::Length { remaining, .. }) => {
+                if *remaining == 0 {
+                    self.state = State::Done;
+                    return Ok((0, Some(Event::End)));
+                }
+                if input.is_empty() {
+                    return Ok((0, None));
+                }
+                let n = usize::try_from(*remaining).map_or(input.len(), |r| r.min(input.len()));
+                *remaining -= n as u64;
+                Ok((n, Some(Event::Data(&input[..n]))))
+            }
+            State::Body(Body::Close { got }) => {
+                if input.is_empty() {
+                    return Ok((0, None));
+                }
+                *got += input.len() as u64;
+                Ok((input.len(), Some(Event::Data(input))))
+            }
+            State::Body(Body::None) => {
+                self.state = State::Done;
+                Ok((0, Some(Event::End)))
+            }
+            State::Body(Body::Chunked(c)) => {
+                let (n, out) = c.decode(input)?;
+                Ok((
+                    n,
+                    out.map(|o| match o {
+                        chunked::Out::Data(d) => Event::Data(d),
+                        chunked::Out::Trailers(f) => Event::Trailers(f),
+                        chunked::Out::End => {
+                            self.state = State::Done;
+                            Event::End
+                        }
+                    }),
+                ))
+            }
+            State::Done | State::Failed => Ok((0, None)),
+        }
+    }
+
+    /// The connection reached EOF: the end of a close-delimited body, or an
+    /// error if the response is incomplete. `Ok(None)` if it was already done.
+    pub fn finish(&mut self) -> Result<Option<Event<'static>>, Error> {
+        let r = match &self.state {
+            State::Head { .. } if !self.received => Err(Error::NoResponse),
+            State::Head { .. } => Err(Error::TruncatedHead),
+            State::Body(Body::Length { remaining, total }) if *remaining > 0 => {
+                Err(Error::Truncated {
+                    got: total - remaining,
+                    expected: *total,
+                })
+            }
+            State::Body(Body::Chunked(c)) if !c.is_done() => {
+                Err(Error::TruncatedChunked { got: c.got })
+            }
+            State::Body(_) => {
+                self.state = State::Done;
+                return Ok(Some(Event::End));
+            }
+            State::Done | State::Failed => return Ok(None),
+        };
+        self.state = State::Failed;
+        r
+    }
+
+    fn parse_head(&mut self, raw: &[u8]) -> Result<Event<'static>, Error> {
+        const STACK: usize = 128;
+        let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK];
+        let mut heap;
+        let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if self.limits.max_headers <= STACK
+        {
+            &mut stack[..self.limits.max_headers]
+        } else {
+            heap = Vec::with_capacity(self.limits.max_headers);
+            heap.resize_with(self.limits.max_headers, MaybeUninit::uninit);
+            &mut heap
+        };
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, raw, headers);
+        match parsed {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(Error::BadHead("incomplete head")),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::TooManyHeaders {
+                    limit: self.limits.max_headers,
+                });
+            }
+            Err(e) => return Err(Error::BadHead(parse_error(e))),
+        }
+        let status = resp.code.unwrap_or(0);
+        let version = resp.version.unwrap_or(1);
+        let reason: Box<str> = resp.reason.unwrap_or("").into();
+        let fields = Fields::from_parsed(raw, resp.headers);
+        let head = Head {
+            version,
+            status,
+            reason,
+            fields,
+        };
+        if (100..200).contains(&status) && status != 101 {
+            self.state = State::Head { scanned: 0 };
+            return Ok(Event::Informational(head));
+        }
+        let body = self.framing(&head)?;
+        let f = &head.fields;
+        let persistent = if version >= 1 {
+            !f.has_token("connection", "close")
+        } else {
+            f.has_token("connection", "keep-alive") && !f.has_token("connection", "close")
+        };
+        let te_and_cl = f.get("transfer-encoding").is_some() && f.get("content-length").is_some();
+        let tunnel =
+            status == 101 || (self.kind == RequestKind::Connect && (200..300).contains(&status));
+        self.keep_alive =
+            persistent && !te_and_cl && !tunnel && !matches!(body, Body::Close { .. });
+        self.timeout = keep_alive_timeout(f);
+        self.state = State::Body(body);
+        Ok(Event::Head(head))
+    }
+
+    /// RFC 9112 §6.3, in order.
+    fn framing(&self, head: &Head) -> Result<Body, Error> {
+        let status = head.status;
+        if self.kind == RequestKind::Head
+            || (100..200).contains(&status)
+            || status == 204
+            || status == 304
+            || (self.kind == RequestKind::Connect && (200..300).contains(&status))
+        {
+            return Ok(Body::None);
+        }
+        let f = &head.fields;
+        if f.get("transfer-encoding").is_some() {
+            let last = f.tokens("transfer-encoding").last();
+            return Ok(
+                if last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
+                    Body::Chunked(Box::new(Chunked::new(self.limits)))
+                } else {
+                    Body::Close { got: 0 }
+                },
+            );
+        }
+        let mut length: Option<u64> = None;
+        for v in f.get_all("content-length") {
+            for part in v.split(|&b| b == b',') {
+                let n = parse_length(part.trim_ascii())
+                    .ok_or_else(|| Error::BadContentLength(lossy(v)))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(Error::ConflictingContentLength(
+                        f.get_all("content-length")
+                            .map(lossy)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ));
+                }
+                length = Some(n);
+            }
+        }
+        Ok(match length {
+            Some(n) => Body::Length {
+                remaining: n,
+                total: n,
+            },
+            None => Body::Close { got: 0 },
+        })
+    }
+}
+
+fn lossy(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+/// `1*DIGIT`, at most 19 digits (so it fits in u64 without overflow).
+fn parse_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// `Keep-Alive: timeout=N[, max=M]`.
+fn keep_alive_timeout(f: &Fields) -> Option<Duration> {
+    f.tokens("keep-alive").find_map(|t| {
+        let t = std::str::from_utf8(t).ok()?;
+        let (k, v) = t.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        v.trim()
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+    })
+}
+
+/// Where the head ends (the index after its blank line), scanning only the
+/// bytes not scanned before (so feeding a head byte by byte stays linear).
+/// Leading empty lines are part of the head (httparse skips them).
+fn head_end(input: &[u8], scanned: &mut usize) -> Option<usize> {
+    let start = input
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(input.len());
+    let mut from = (*scanned).max(start);
+    while let Some(p) = memchr::memchr(b'\n', &input[from..]) {
+        let lf = from + p;
+        match &input[lf + 1..] {
+            [b'\n', ..] => return Some(lf + 2),
+            [b'\r', b'\n', ..] => return Some(lf + 3),
+            [] | [b'\r'] => {
+                // Could still be the blank line: look here again next time.
+                *scanned = lf;
+                return None;
+            }
+            _ => from = lf + 1,
+        }
+    }
+    *scanned = input.len();
+    None
+}
