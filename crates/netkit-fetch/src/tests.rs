@@ -1,0 +1,577 @@
+//! The client machine in memory: the driver's side played by hand, the
+//! server's bytes written out.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::UnixTime;
+use rustls::time_provider::TimeProvider;
+
+use crate::proxy::{Proxy, ProxyConfig};
+use crate::*;
+
+#[derive(Debug)]
+struct FixedTime;
+
+impl TimeProvider for FixedTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        Some(UnixTime::since_unix_epoch(Duration::from_secs(
+            1_790_000_000,
+        )))
+    }
+}
+
+fn tls() -> Arc<netkit_tls::ClientConfig> {
+    Arc::new(
+        netkit_tls::client_config(&netkit_tls::ClientOptions {
+            time: Some(Arc::new(FixedTime)),
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+}
+
+struct H {
+    c: Client,
+    now: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ev {
+    Head(u16),
+    Data(Vec<u8>),
+    End,
+    Failed(String),
+}
+
+impl H {
+    fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    fn with(f: impl FnOnce(&mut ClientConfig)) -> Self {
+        let mut cfg = ClientConfig::new(tls());
+        f(&mut cfg);
+        Self {
+            c: Client::new(cfg),
+            now: netkit_test_clock::origin(),
+        }
+    }
+
+    fn get(&mut self, url: &str) -> ReqId {
+        self.send(Request::get(Url::parse(url).unwrap()))
+    }
+
+    fn send(&mut self, r: Request) -> ReqId {
+        self.c.request(self.now, r).unwrap()
+    }
+
+    fn actions(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.c.poll_action()).collect()
+    }
+
+    /// Connects every requested connection; returns their ids.
+    fn connect_all(&mut self) -> Vec<ConnId> {
+        let mut ids = Vec::new();
+        for a in self.actions() {
+            if let Action::Connect { conn, .. } = a {
+                ids.push(conn);
+            }
+        }
+        for &c in &ids {
+            self.c.handle_connected(self.now, c, Some("127.0.0.1:80"));
+        }
+        ids
+    }
+
+    fn sent(&mut self, conn: ConnId) -> String {
+        let b = self.c.transmit(conn).to_vec();
+        self.c.handle_sent(conn, b.len());
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    fn reply(&mut self, conn: ConnId, bytes: &[u8]) {
+        self.c.handle_input(self.now, conn, bytes);
+    }
+
+    fn events(&mut self) -> Vec<(ReqId, Ev)> {
+        let mut out: Vec<(ReqId, Ev)> = Vec::new();
+        while let Some(e) = self.c.poll_event() {
+            let (req, ev) = match e {
+                Event::Head { req, response } => (req, Ev::Head(response.head.status())),
+                Event::Data { req, data } => {
+                    if let Some((r, Ev::Data(d))) = out.last_mut() {
+                        if *r == req {
+                            d.extend(data);
+                            continue;
+                        }
+                    }
+                    (req, Ev::Data(data))
+                }
+                Event::End { req, .. } => (req, Ev::End),
+                Event::Failed { req, error } => (req, Ev::Failed(error.to_string())),
+                Event::Trace { .. } => continue,
+            };
+            out.push((req, ev));
+        }
+        out
+    }
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+fn ok_events(req: ReqId) -> Vec<(ReqId, Ev)> {
+    vec![
+        (req, Ev::Head(200)),
+        (req, Ev::Data(b"ok".to_vec())),
+        (req, Ev::End),
+    ]
+}
+
+#[test]
+fn get_writes_origin_form_and_reads_the_response() {
+    let mut h = H::new();
+    let r = h.get("http://example.test:8080/a/b?c=d#frag");
+    let acts = h.actions();
+    assert_eq!(
+        acts,
+        [Action::Connect {
+            conn: ConnId(2),
+            target: Target::Tcp {
+                host: "example.test".into(),
+                port: 8080
+            }
+        }]
+    );
+    h.c.handle_connected(h.now, ConnId(2), None);
+    assert_eq!(h.actions(), [Action::Send { conn: ConnId(2) }]);
+    let req = h.sent(ConnId(2));
+    assert!(
+        req.starts_with("GET /a/b?c=d HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: netkit/"),
+        "{req}"
+    );
+    assert!(req.contains("\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n"));
+    h.reply(ConnId(2), OK);
+    assert_eq!(h.events(), ok_events(r));
+    assert_eq!(h.c.in_flight(), 0);
+}
+
+#[test]
+fn sequential_requests_reuse_one_connection() {
+    let mut h = H::new();
+    for i in 0..3 {
+        let r = h.get("http://example.test/");
+        let conns = h.connect_all();
+        assert_eq!(conns.len(), usize::from(i == 0), "request {i}");
+        h.reply(ConnId(2), OK);
+        assert_eq!(h.events(), ok_events(r));
+    }
+    assert_eq!(h.c.connections_opened(), 1);
+}
+
+#[test]
+fn a_stale_pooled_connection_is_retried_once_on_a_new_one() {
+    let mut h = H::new();
+    let r = h.get("http://example.test/");
+    h.connect_all();
+    h.reply(ConnId(2), OK);
+    h.events();
+    let r2 = h.get("http://example.test/");
+    assert!(h.actions().contains(&Action::Send { conn: ConnId(2) }));
+    // The server had closed it: EOF before any byte.
+    h.c.handle_eof(h.now, ConnId(2));
+    let acts = h.actions();
+    assert!(
+        acts.contains(&Action::Close { conn: ConnId(2) }),
+        "{acts:?}"
+    );
+    let fresh = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .expect("a new connection");
+    h.c.handle_connected(h.now, fresh, None);
+    assert!(h.sent(fresh).starts_with("GET / HTTP/1.1"));
+    h.reply(fresh, OK);
+    assert_eq!(h.events(), ok_events(r2));
+    let _ = r;
+}
+
+#[test]
+fn a_post_on_a_stale_connection_is_not_retried() {
+    let mut h = H::new();
+    h.get("http://example.test/");
+    h.connect_all();
+    h.reply(ConnId(2), OK);
+    h.events();
+    let mut post = Request::new("POST", Url::parse("http://example.test/").unwrap());
+    post.body = Some(b"x".to_vec());
+    let r = h.send(post);
+    h.c.handle_eof(h.now, ConnId(2));
+    assert_eq!(
+        h.events(),
+        [(
+            r,
+            Ev::Failed("http: connection closed before any response byte".into())
+        )]
+    );
+}
+
+#[test]
+fn bytes_on_an_idle_connection_close_it() {
+    let mut h = H::new();
+    h.get("http://example.test/");
+    h.connect_all();
+    h.reply(ConnId(2), OK);
+    h.actions();
+    h.reply(ConnId(2), b"junk");
+    assert_eq!(h.actions(), [Action::Close { conn: ConnId(2) }]);
+    assert_eq!(h.c.connections(), 0);
+}
+
+#[test]
+fn bytes_after_the_response_poison_the_connection() {
+    let mut h = H::new();
+    let r = h.get("http://example.test/");
+    h.connect_all();
+    h.reply(
+        ConnId(2),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+    );
+    assert_eq!(h.events(), ok_events(r));
+    assert!(h.actions().contains(&Action::Close { conn: ConnId(2) }));
+}
+
+#[test]
+fn connections_never_outnumber_requests_or_the_cap() {
+    let mut h = H::with(|c| c.max_connections = 4);
+    let reqs: Vec<ReqId> = (0..10).map(|_| h.get("http://example.test/")).collect();
+    let conns = h.connect_all();
+    assert_eq!(conns.len(), 4);
+    let mut done = 0;
+    while done < reqs.len() {
+        for &c in &conns {
+            if !h.c.transmit(c).is_empty() {
+                h.sent(c);
+                h.reply(c, OK);
+            }
+        }
+        let evs = h.events();
+        done += evs.iter().filter(|(_, e)| *e == Ev::End).count();
+        assert!(h.connect_all().is_empty(), "no connection beyond the cap");
+    }
+    assert_eq!(h.c.connections_opened(), 4);
+
+    // 64 requests with no cap to speak of: at most 64 connections.
+    let mut h = H::new();
+    for _ in 0..64 {
+        h.get("http://example.test/");
+    }
+    assert_eq!(h.connect_all().len(), 64);
+}
+
+#[test]
+fn a_connection_freed_while_another_opens_takes_the_waiting_request() {
+    let mut h = H::new();
+    let a = h.get("http://example.test/");
+    let c1 = h.connect_all();
+    let b = h.get("http://example.test/");
+    // b opened a second connection, which is still connecting.
+    let acts = h.actions();
+    let c2 = acts
+        .iter()
+        .find_map(|x| match x {
+            Action::Connect { conn, .. } => Some(*conn),
+            _ => None,
+        })
+        .unwrap();
+    h.reply(c1[0], OK);
+    // c1 is idle now: b goes there at once.
+    h.sent(c1[0]);
+    h.reply(c1[0], OK);
+    let evs = h.events();
+    assert_eq!(evs[..3], ok_events(a)[..]);
+    assert_eq!(evs[3..], ok_events(b)[..]);
+    // c2 connects later and idles.
+    h.c.handle_connected(h.now, c2, None);
+    assert_eq!(h.c.in_flight(), 0);
+}
+
+#[test]
+fn connect_failure_fails_the_waiting_request() {
+    let mut h = H::new();
+    let r = h.get("http://127.0.0.1:9/");
+    let conn = match h.actions().remove(0) {
+        Action::Connect { conn, .. } => conn,
+        a => panic!("{a:?}"),
+    };
+    h.c.handle_error(
+        h.now,
+        conn,
+        Error::Io {
+            code: "ECONNREFUSED".into(),
+            message: "connect 127.0.0.1:9".into(),
+        },
+    );
+    assert_eq!(
+        h.events(),
+        [(r, Ev::Failed("ECONNREFUSED: connect 127.0.0.1:9".into()))]
+    );
+}
+
+#[test]
+fn redirects_change_method_and_drop_credentials_across_origins() {
+    let mut h = H::new();
+    let mut post = Request::new("POST", Url::parse("http://a.test/form").unwrap());
+    post.body = Some(b"data".to_vec());
+    post.headers
+        .push(("Authorization".into(), b"secret".to_vec()));
+    post.headers.push(("X-Keep".into(), b"1".to_vec()));
+    let r = h.send(post);
+    let c = h.connect_all()[0];
+    assert!(h.sent(c).ends_with("\r\n\r\ndata"));
+    h.reply(
+        c,
+        b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 3\r\n\r\nbye",
+    );
+    assert_eq!(h.events(), []);
+    let s = h.sent(c);
+    assert!(s.starts_with("GET /next HTTP/1.1\r\n"), "{s}");
+    assert!(s.contains("Authorization: secret") && !s.contains("Content-Length"));
+    h.reply(c, b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://b.test/x\r\nContent-Length: 0\r\n\r\n");
+    let c2 = h.connect_all()[0];
+    let s = h.sent(c2);
+    assert!(s.starts_with("GET /x HTTP/1.1\r\nHost: b.test\r\n"), "{s}");
+    assert!(!s.contains("Authorization") && s.contains("X-Keep: 1"));
+    h.reply(c2, OK);
+    assert_eq!(h.events(), ok_events(r));
+
+    // 307 keeps POST and its body.
+    let mut post = Request::new("POST", Url::parse("http://a.test/").unwrap());
+    post.body = Some(b"again".to_vec());
+    h.send(post);
+    h.sent(c);
+    h.reply(
+        c,
+        b"HTTP/1.1 308 Permanent Redirect\r\nLocation: /y\r\nContent-Length: 0\r\n\r\n",
+    );
+    let s = h.sent(c);
+    assert!(
+        s.starts_with("POST /y HTTP/1.1") && s.ends_with("\r\n\r\nagain"),
+        "{s}"
+    );
+}
+
+#[test]
+fn too_many_redirects_and_none_at_all() {
+    let mut h = H::new();
+    let mut req = Request::get(Url::parse("http://a.test/").unwrap());
+    req.max_redirects = 2;
+    let r = h.send(req);
+    let c = h.connect_all()[0];
+    for _ in 0..3 {
+        h.sent(c);
+        h.reply(
+            c,
+            b"HTTP/1.1 301 Moved\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n",
+        );
+    }
+    assert_eq!(
+        h.events(),
+        [(r, Ev::Failed("http: too many redirects (3)".into()))]
+    );
+
+    let mut req = Request::get(Url::parse("http://a.test/").unwrap());
+    req.max_redirects = 0;
+    let r = h.send(req);
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.reply(
+        c,
+        b"HTTP/1.1 301 Moved\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(h.events(), [(r, Ev::Head(301)), (r, Ev::End)]);
+}
+
+#[test]
+fn forward_proxy_gets_absolute_form_and_credentials() {
+    let proxies = ProxyConfig::from_env(|k| {
+        (k == "http_proxy").then(|| "http://u%20s:p@proxy.test:3128".to_owned())
+    })
+    .unwrap();
+    let mut h = H::with(|c| c.proxies = proxies);
+    let r = h.get("http://origin.test/p?q#f");
+    let acts = h.actions();
+    assert_eq!(
+        acts[0],
+        Action::Connect {
+            conn: ConnId(2),
+            target: Target::Tcp {
+                host: "proxy.test".into(),
+                port: 3128
+            }
+        }
+    );
+    h.c.handle_connected(h.now, ConnId(2), None);
+    let s = h.sent(ConnId(2));
+    assert!(
+        s.starts_with("GET http://origin.test/p?q HTTP/1.1\r\nHost: origin.test\r\n"),
+        "{s}"
+    );
+    assert!(s.contains("Proxy-Authorization: Basic dSBzOnA=\r\n"), "{s}");
+    h.reply(
+        ConnId(2),
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(
+        h.events(),
+        [(
+            r,
+            Ev::Failed("proxy: 407 Proxy Authentication Required".into())
+        )]
+    );
+}
+
+#[test]
+fn https_through_a_proxy_starts_with_connect_and_a_refusal_is_typed() {
+    let mut h = H::new();
+    let mut req = Request::get(Url::parse("https://origin.test:8443/").unwrap());
+    req.proxy = Some(Some(Proxy::parse("http://proxy.test:3128").unwrap()));
+    let r = h.send(req);
+    let c = h.connect_all()[0];
+    let s = h.sent(c);
+    assert_eq!(
+        s,
+        "CONNECT origin.test:8443 HTTP/1.1\r\nHost: origin.test:8443\r\n\r\n"
+    );
+    h.reply(c, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        h.events(),
+        [(
+            r,
+            Ev::Failed("proxy: CONNECT refused: 403 Forbidden".into())
+        )]
+    );
+
+    // A 200 opens the tunnel and the origin's ClientHello follows.
+    let mut req = Request::get(Url::parse("https://origin.test/").unwrap());
+    req.proxy = Some(Some(Proxy::parse("http://proxy.test:3128").unwrap()));
+    h.send(req);
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.reply(c, b"HTTP/1.1 200 Connection established\r\n\r\n");
+    let hello = h.c.transmit(c).to_vec();
+    assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record");
+}
+
+#[test]
+fn unix_and_proxy_cannot_combine() {
+    let mut h = H::new();
+    let mut req = Request::get(Url::parse("http://x/").unwrap());
+    req.unix = Some("/tmp/s".into());
+    req.proxy = Some(Some(Proxy::parse("http://p:1").unwrap()));
+    assert!(matches!(h.c.request(h.now, req), Err(Error::Proxy(_))));
+    let mut req = Request::get(Url::parse("http://x/").unwrap());
+    req.unix = Some("/tmp/s".into());
+    h.send(req);
+    assert_eq!(
+        h.actions(),
+        [Action::Connect {
+            conn: ConnId(2),
+            target: Target::Unix {
+                path: "/tmp/s".into()
+            }
+        }]
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_at_once() {
+    let mut h = H::new();
+    let mut req = Request::get(Url::parse("http://x/").unwrap());
+    req.headers.push(("X".into(), b"a\r\nInjected: 1".to_vec()));
+    assert!(matches!(h.c.request(h.now, req), Err(Error::Http(_))));
+    let req = Request::get(Url::parse("ftp://x/").unwrap());
+    assert!(matches!(h.c.request(h.now, req), Err(Error::Url(_))));
+}
+
+#[test]
+fn the_whole_request_times_out() {
+    let mut h = H::new();
+    let mut req = Request::get(Url::parse("http://x/").unwrap());
+    req.timeout = Some(Duration::from_millis(1500));
+    let r = h.send(req);
+    let c = h.connect_all()[0];
+    h.reply(c, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(
+        h.c.poll_timeout(),
+        Some(h.now + Duration::from_millis(1500))
+    );
+    h.now += Duration::from_secs(2);
+    h.c.handle_timeout(h.now);
+    let evs = h.events();
+    assert_eq!(
+        evs.last(),
+        Some(&(
+            r,
+            Ev::Failed("ETIMEDOUT: request timed out after 1.5s".into())
+        ))
+    );
+    assert!(h.actions().contains(&Action::Close { conn: c }));
+}
+
+#[test]
+fn idle_connections_expire_before_the_servers_timeout() {
+    let mut h = H::new();
+    h.get("http://x/");
+    let c = h.connect_all()[0];
+    h.reply(
+        c,
+        b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(h.c.poll_timeout(), Some(h.now + Duration::from_secs(4)));
+    h.now += Duration::from_secs(4);
+    h.c.handle_timeout(h.now);
+    assert!(h.actions().contains(&Action::Close { conn: c }));
+}
+
+#[test]
+fn truncated_and_gzip_bodies() {
+    let mut h = H::new();
+    let r = h.get("http://x/");
+    let c = h.connect_all()[0];
+    h.reply(c, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello");
+    h.c.handle_eof(h.now, c);
+    let evs = h.events();
+    assert_eq!(
+        evs.last(),
+        Some(&(
+            r,
+            Ev::Failed("http: response truncated: got 5 of 100 body bytes".into())
+        ))
+    );
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"hello, compressed world").unwrap();
+    let gz = gz.finish().unwrap();
+    let r = h.get("http://x/");
+    let c = h.connect_all()[0];
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        gz.len()
+    )
+    .into_bytes();
+    resp.extend(&gz);
+    h.reply(c, &resp);
+    assert_eq!(
+        h.events(),
+        [
+            (r, Ev::Head(200)),
+            (r, Ev::Data(b"hello, compressed world".to_vec())),
+            (r, Ev::End)
+        ]
+    );
+}
