@@ -64,6 +64,7 @@
 
 mod dns;
 mod event_loop;
+pub mod fetch;
 mod group;
 mod handle;
 pub mod multi;

@@ -314,7 +314,7 @@ pub(crate) fn connect(args: ConnectArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Reads a PEM file for TLS; failures are `tls: ` errors naming the file.
-fn read_pem(path: &Path) -> Result<Pem, Failure> {
+pub(crate) fn read_pem(path: &Path) -> Result<Pem, Failure> {
     let shown = path.display().to_string();
     match std::fs::read(path) {
         Ok(data) => Ok(Pem::new(shown, data)),
@@ -322,6 +322,6 @@ fn read_pem(path: &Path) -> Result<Pem, Failure> {
     }
 }
 
-fn tls_failure(e: netkit_tls::Error) -> Failure {
+pub(crate) fn tls_failure(e: netkit_tls::Error) -> Failure {
     Failure(format!("tls: {e}"))
 }

@@ -1,6 +1,7 @@
 //! `netkit`: the toolkit's command line (shared/CLI.md is its contract).
 
 mod dns;
+mod fetch;
 mod listen_connect;
 
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Fetch URLs over HTTP/1.1 (Bun's fetch): bodies to stdout or a file.
+    Fetch(fetch::FetchArgs),
     /// Accept TCP connections (Bun.listen); print what arrives, or echo it back.
     Listen(listen_connect::ListenArgs),
     /// Connect over TCP (Bun.connect): stdin to the socket, the socket to stdout.
@@ -38,6 +41,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Fetch(a) => fetch::run(a),
         Cmd::Listen(a) => listen_connect::listen(a),
         Cmd::Connect(a) => listen_connect::connect(a),
         Cmd::Dns(a) => dns::run(a),

@@ -1,0 +1,273 @@
+//! `fetch` on the blocking loop: netkit-fetch's [`Client`] as a loop source.
+//!
+//! The client's connections are a client group of this loop (so connects run
+//! the connect plan and the loop's resolver, and Unix sockets come free);
+//! its handler feeds transport bytes and events to the machine, and the
+//! source carries out what the machine asks after each readiness event,
+//! timer or soon turn. No HTTP decision is made here.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::io;
+use std::time::Instant;
+
+use netkit_fetch::{Action, Client, ClientConfig, ConnId, Event, ReqId, Request, Target};
+
+use crate::event_loop::SourceId;
+use crate::group::Group;
+use crate::source::{Cx, Readiness, Source};
+use crate::{ConnectOptions, Error, EventLoop, Handler, Socket};
+
+/// The timer token of the client's own deadline (the group's tokens are
+/// connection slots, attempts have bit 31 set and the listener is MAX).
+const DEADLINE: u32 = u32::MAX - 1;
+
+/// A callback that receives a request's events.
+type Sink = Box<dyn FnMut(Event)>;
+
+/// The handler of the client's connections: every callback goes to the
+/// machine.
+pub(crate) struct FetchHandler {
+    client: Client,
+    slots: HashMap<ConnId, (u32, u64)>,
+    sinks: HashMap<ReqId, Sink>,
+    /// Connections whose socket drained: their leftover bytes go out.
+    drained: Vec<ConnId>,
+}
+
+fn io_error(e: &Error) -> netkit_fetch::Error {
+    match e {
+        Error::Os { code, message, .. } => netkit_fetch::Error::Io {
+            code: (*code).to_owned(),
+            message: message.clone(),
+        },
+        other => netkit_fetch::Error::Io {
+            code: other.code().to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl Handler for FetchHandler {
+    type Data = ConnId;
+
+    fn open(&mut self, s: &mut Socket<'_, ConnId>) {
+        let peer = s.remote_addr().map(|a| a.to_string());
+        self.client
+            .handle_connected(s.now(), *s.data(), peer.as_deref());
+    }
+
+    fn data(&mut self, s: &mut Socket<'_, ConnId>, bytes: &[u8]) {
+        self.client.handle_input(s.now(), *s.data(), bytes);
+    }
+
+    fn drain(&mut self, s: &mut Socket<'_, ConnId>) {
+        self.drained.push(*s.data());
+    }
+
+    fn end(&mut self, s: &mut Socket<'_, ConnId>) {
+        self.client.handle_eof(s.now(), *s.data());
+    }
+
+    fn close(&mut self, s: &mut Socket<'_, ConnId>, error: Option<&Error>) {
+        let id = *s.data();
+        self.slots.remove(&id);
+        match error {
+            Some(e) => self.client.handle_error(s.now(), id, io_error(e)),
+            None => self.client.handle_eof(s.now(), id),
+        }
+    }
+
+    fn connect_error(&mut self, s: &mut Socket<'_, ConnId>, error: &Error) {
+        let id = *s.data();
+        self.slots.remove(&id);
+        self.client.handle_error(s.now(), id, io_error(error));
+    }
+}
+
+/// The loop source that runs a [`Client`].
+pub(crate) struct HttpSource {
+    group: Group<FetchHandler>,
+    armed: Option<Instant>,
+}
+
+impl HttpSource {
+    /// Carries out the machine's actions and hands out its events until it
+    /// has none, then arms its deadline.
+    fn drive(&mut self, cx: &mut Cx<'_>) {
+        loop {
+            let h = &mut self.group.handler;
+            for conn in std::mem::take(&mut h.drained) {
+                self.send(cx, conn);
+            }
+            let Some(action) = self.group.handler.client.poll_action() else {
+                break;
+            };
+            match action {
+                Action::Connect { conn, target } => {
+                    let opts = match target {
+                        Target::Tcp { host, port } => ConnectOptions::new(host, port),
+                        Target::Unix { path } => ConnectOptions::unix(path),
+                    };
+                    let slot = self.group.connect(cx, opts, conn);
+                    self.group.handler.slots.insert(conn, slot);
+                }
+                Action::Send { conn } => self.send(cx, conn),
+                Action::Close { conn } => {
+                    if let Some((slot, serial)) = self.group.handler.slots.remove(&conn) {
+                        if let Some(c) = self.group.conns.get_mut(slot as usize) {
+                            if c.serial == serial {
+                                c.handle(cx.now).close();
+                                self.group.pump(cx, slot);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let h = &mut self.group.handler;
+        while let Some(ev) = h.client.poll_event() {
+            let (req, last) = match &ev {
+                Event::Head { req, .. } | Event::Data { req, .. } | Event::Trace { req, .. } => {
+                    (*req, false)
+                }
+                Event::End { req, .. } | Event::Failed { req, .. } => (*req, true),
+            };
+            if let Some(sink) = h.sinks.get_mut(&req) {
+                sink(ev);
+            }
+            if last {
+                h.sinks.remove(&req);
+            }
+        }
+        if let Some(at) = h.client.poll_timeout() {
+            if self.armed != Some(at) {
+                self.armed = Some(at);
+                cx.arm(at, DEADLINE);
+            }
+        }
+    }
+
+    /// Writes what the machine has for `conn` to its socket.
+    fn send(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
+        let g = &mut self.group;
+        let Some(&(slot, serial)) = g.handler.slots.get(&conn) else {
+            return;
+        };
+        let Some(c) = g.conns.get_mut(slot as usize) else {
+            return;
+        };
+        if c.serial != serial {
+            return;
+        }
+        let bytes = g.handler.client.transmit(conn);
+        if bytes.is_empty() {
+            return;
+        }
+        let n = c.handle(cx.now).write(bytes).unwrap_or(0);
+        g.handler.client.handle_sent(conn, n);
+        g.pump(cx, slot);
+    }
+}
+
+impl Source for HttpSource {
+    fn ready(&mut self, cx: &mut Cx<'_>, token: u32, ev: Readiness) {
+        self.group.ready(cx, token, ev);
+        self.drive(cx);
+    }
+
+    fn timer(&mut self, cx: &mut Cx<'_>, token: u32, at: Instant) {
+        if token == DEADLINE {
+            if self.armed == Some(at) {
+                self.armed = None;
+                self.group.handler.client.handle_timeout(cx.now);
+            }
+        } else {
+            self.group.timer(cx, token, at);
+        }
+        self.drive(cx);
+    }
+
+    fn soon(&mut self, cx: &mut Cx<'_>, token: u32) {
+        self.group.soon(cx, token);
+        self.drive(cx);
+    }
+
+    fn stop(&mut self, cx: &mut Cx<'_>, force: bool) {
+        self.group.stop(cx, force);
+    }
+
+    /// Idle pooled connections do not keep the loop running (as in Bun).
+    fn is_done(&self) -> bool {
+        self.group.handler.client.in_flight() == 0
+    }
+
+    fn shutdown(&mut self, cx: &mut Cx<'_>) {
+        self.group.shutdown(cx);
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A fetch client on a loop: its pool and requests in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpClient(SourceId);
+
+impl EventLoop {
+    /// Adds a fetch client (its pool lives as long as the loop).
+    pub fn http_client(&mut self, config: ClientConfig) -> io::Result<HttpClient> {
+        let handler = FetchHandler {
+            client: Client::new(config),
+            slots: HashMap::new(),
+            sinks: HashMap::new(),
+            drained: Vec::new(),
+        };
+        let source = HttpSource {
+            group: Group::clients(handler),
+            armed: None,
+        };
+        self.add_source(source, |_, _| Ok(())).map(HttpClient)
+    }
+
+    /// Starts a request; `on_event` receives its events on this loop (the
+    /// last is `End` or `Failed`). A request that cannot be made fails here.
+    pub fn fetch(
+        &mut self,
+        client: HttpClient,
+        request: Request,
+        on_event: impl FnMut(Event) + 'static,
+    ) -> Result<ReqId, netkit_fetch::Error> {
+        self.with_source::<HttpSource, _>(client.0, |s, cx| {
+            let req = s.group.handler.client.request(cx.now, request)?;
+            s.group.handler.sinks.insert(req, Box::new(on_event));
+            s.drive(cx);
+            Ok(req)
+        })
+        .unwrap_or(Err(netkit_fetch::Error::Cancelled))
+    }
+
+    /// Cancels a request: its connection closes unless its exchange is
+    /// complete; no further event.
+    pub fn cancel_fetch(&mut self, client: HttpClient, req: ReqId) {
+        self.with_source::<HttpSource, _>(client.0, |s, cx| {
+            s.group.handler.sinks.remove(&req);
+            s.group.handler.client.cancel(cx.now, req);
+            s.drive(cx);
+        });
+    }
+
+    /// Connections the client opened in total, and has open now.
+    pub fn http_connections(&mut self, client: HttpClient) -> (u64, usize) {
+        self.with_source::<HttpSource, _>(client.0, |s, _| {
+            let c = &s.group.handler.client;
+            (c.connections_opened(), c.connections())
+        })
+        .unwrap_or_default()
+    }
+}

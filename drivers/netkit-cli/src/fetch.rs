@@ -1,0 +1,278 @@
+//! `netkit fetch`: HTTP/1.1 requests on the blocking loop's fetch client.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use netkit_blocking::EventLoop;
+use netkit_fetch::proxy::ProxyConfig;
+use netkit_fetch::{ClientConfig, Event, Head, Request, Url};
+use netkit_tls::ClientOptions;
+
+use crate::Failure;
+use crate::listen_connect::{read_pem, tls_failure};
+
+/// `netkit fetch` options (shared/CLI.md).
+#[derive(Debug, Args)]
+pub(crate) struct FetchArgs {
+    /// URLs to fetch; bodies are written in this order.
+    #[arg(required = true, value_name = "URL")]
+    urls: Vec<String>,
+    /// Request method (default GET; POST when a body is given).
+    #[arg(short = 'X', long = "method", value_name = "M")]
+    method: Option<String>,
+    /// A request header, `Name: value`; repeatable.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = header_arg)]
+    headers: Vec<(String, String)>,
+    /// Request body (framed with Content-Length).
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "STRING",
+        conflicts_with = "data_file"
+    )]
+    data: Option<String>,
+    /// Request body from a file.
+    #[arg(long = "data-file", value_name = "PATH")]
+    data_file: Option<PathBuf>,
+    /// Write the bodies there instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Write the status line and headers as received, a blank line, then the body.
+    #[arg(short = 'i', long = "include")]
+    include: bool,
+    /// Use this proxy (`http://[user:pass@]host:port`), overriding the environment.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Like NO_PROXY, overriding it; `*` disables proxies.
+    #[arg(long, value_name = "LIST")]
+    noproxy: Option<String>,
+    /// Send the requests over this Unix domain socket.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<String>,
+    /// Resolve names with this DNS server (repeatable); the hosts file is still read first.
+    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = crate::dns::server_arg)]
+    dns_servers: Vec<std::net::SocketAddr>,
+    /// Trusted CA certificates (PEM), replacing the built-in roots.
+    #[arg(long, value_name = "PATH")]
+    cacert: Option<PathBuf>,
+    /// Do not verify the server's certificate.
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// Follow at most N redirects; 0 returns the 3xx response itself.
+    #[arg(long = "max-redirects", value_name = "N", default_value_t = 20)]
+    max_redirects: u32,
+    /// Limit for each whole request, in seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", value_parser = secs_arg)]
+    timeout: Option<Duration>,
+    /// At most N requests in flight; connections are pooled and reused.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    parallel: u32,
+    /// curl-style trace on stderr.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Exit 22 when the final status is 400 or more.
+    #[arg(long)]
+    fail: bool,
+}
+
+/// `Name: value`, refusing what would split the head.
+fn header_arg(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not `Name: value`"))?;
+    let (name, value) = (name.trim(), value.trim_start());
+    netkit_http1::check_header(name, value.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+fn secs_arg(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(v).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// The environment's cap on connections (Bun's `BUN_CONFIG_MAX_HTTP_REQUESTS`).
+fn max_connections() -> usize {
+    ["NETKIT_MAX_HTTP_REQUESTS", "BUN_CONFIG_MAX_HTTP_REQUESTS"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(256, |n| n.min(65_535))
+}
+
+/// One URL's progress toward the output.
+#[derive(Default)]
+struct Slot {
+    head: Option<Head>,
+    head_written: bool,
+    body: Vec<u8>,
+    done: bool,
+}
+
+pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
+    let verbose = args.verbose
+        || std::env::var("NETKIT_VERBOSE_FETCH").is_ok_and(|v| v.eq_ignore_ascii_case("curl"));
+    let body = match (&args.data, &args.data_file) {
+        (Some(d), _) => Some(d.clone().into_bytes()),
+        (None, Some(p)) => Some(std::fs::read(p).map_err(|e| {
+            Failure(format!(
+                "{}: cannot read {}: {e}",
+                errno_name(&e),
+                p.display()
+            ))
+        })?),
+        (None, None) => None,
+    };
+    let method = args
+        .method
+        .clone()
+        .unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.to_owned());
+    let ca = args.cacert.as_deref().map(read_pem).transpose()?;
+    let tls = netkit_blocking::tls::client_config(&ClientOptions {
+        ca,
+        reject_unauthorized: !args.insecure,
+        ..Default::default()
+    })
+    .map_err(tls_failure)?;
+    let proxies = ProxyConfig::from_env(|k| std::env::var(k).ok())?
+        .with_overrides(args.proxy.as_deref(), args.noproxy.as_deref())?;
+    let mut config = ClientConfig::new(Arc::new(tls));
+    config.proxies = proxies;
+    config.max_connections = max_connections();
+
+    let mut requests = Vec::new();
+    for u in &args.urls {
+        let url = Url::parse(u).map_err(|e| Failure(format!("http: invalid URL {u:?}: {e}")))?;
+        let mut r = Request::new(&method, url);
+        r.headers = args
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
+            .collect();
+        r.body.clone_from(&body);
+        r.timeout = args.timeout;
+        r.max_redirects = args.max_redirects;
+        r.unix.clone_from(&args.unix);
+        r.verbose = verbose;
+        requests.push(r);
+    }
+
+    let mut lp = EventLoop::new()?;
+    if !args.dns_servers.is_empty() {
+        *lp.resolver() = crate::dns::resolver(&args.dns_servers, None, None);
+    }
+    let client = lp.http_client(config)?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| {
+                Failure(format!(
+                    "{}: cannot create {}: {e}",
+                    errno_name(&e),
+                    p.display()
+                ))
+            },
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let events: Rc<RefCell<VecDeque<(usize, Event)>>> = Rc::default();
+    let mut slots: Vec<Slot> = requests.iter().map(|_| Slot::default()).collect();
+    let mut pending = requests.into_iter().enumerate();
+    let (mut in_flight, mut current) = (0usize, 0usize);
+    let result = loop {
+        while in_flight < args.parallel as usize {
+            let Some((i, r)) = pending.next() else {
+                break;
+            };
+            let q = events.clone();
+            lp.fetch(client, r, move |e| q.borrow_mut().push_back((i, e)))?;
+            in_flight += 1;
+        }
+        let batch: Vec<(usize, Event)> = events.borrow_mut().drain(..).collect();
+        for (i, ev) in batch {
+            match ev {
+                Event::Trace { kind, line, .. } => {
+                    if line.is_empty() {
+                        eprintln!("{kind}");
+                    } else {
+                        eprintln!("{kind} {line}");
+                    }
+                }
+                Event::Head { response, .. } => slots[i].head = Some(response.head),
+                Event::Data { data, .. } => slots[i].body.extend_from_slice(&data),
+                Event::End { .. } => {
+                    slots[i].done = true;
+                    in_flight -= 1;
+                }
+                Event::Failed { error, .. } => {
+                    advance(&mut slots, &mut current, &mut *out, &args)?;
+                    out.flush()?;
+                    return Err(Failure(error.to_string()));
+                }
+            }
+        }
+        if let Some(code) = advance(&mut slots, &mut current, &mut *out, &args)? {
+            break code;
+        }
+        if current == slots.len() {
+            break ExitCode::SUCCESS;
+        }
+        lp.turn(None)?;
+    };
+    out.flush()?;
+    Ok(result)
+}
+
+/// Writes what can be written, in URL order: each head (with `-i`), then
+/// its body as it arrives. `Some(22)` when `--fail` meets a status ≥ 400.
+fn advance(
+    slots: &mut [Slot],
+    current: &mut usize,
+    out: &mut dyn Write,
+    args: &FetchArgs,
+) -> Result<Option<ExitCode>, Failure> {
+    while let Some(s) = slots.get_mut(*current) {
+        let Some(head) = &s.head else {
+            return Ok(None);
+        };
+        if !s.head_written {
+            if args.fail && head.status() >= 400 {
+                out.flush()?;
+                eprintln!(
+                    "netkit: error: http: the server answered {} {}",
+                    head.status(),
+                    head.reason()
+                );
+                return Ok(Some(ExitCode::from(22)));
+            }
+            if args.include {
+                out.write_all(head.raw())?;
+            }
+            s.head_written = true;
+        }
+        out.write_all(&s.body)?;
+        s.body.clear();
+        if !s.done {
+            return Ok(None);
+        }
+        *current += 1;
+    }
+    Ok(None)
+}
+
+/// node's errno name for a file error.
+fn errno_name(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "ENOENT",
+        std::io::ErrorKind::PermissionDenied => "EACCES",
+        std::io::ErrorKind::IsADirectory => "EISDIR",
+        _ => "EIO",
+    }
+}
