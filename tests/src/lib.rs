@@ -7,6 +7,7 @@
 
 pub mod dns;
 pub mod fuzz;
+pub mod http;
 pub mod peer;
 pub mod pki;
 pub mod servers;

@@ -502,7 +502,7 @@ impl EventLoop {
     pub fn is_alive(&self) -> bool {
         self.sources
             .iter()
-            .any(|(_, e)| e.referenced && !e.source.is_done())
+            .any(|(_, e)| e.referenced && e.source.keeps_alive())
             || !self.soon.is_empty()
             || !self.callbacks.is_empty()
             || !self.dns_callbacks.is_empty()
@@ -582,6 +582,9 @@ impl EventLoop {
     /// One turn: wait for readiness (at most `timeout`, or until the next timer),
     /// dispatch I/O, fire timers, run commands.
     pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        // A turn that ran work before waiting does not block: that work may
+        // have called back the caller, who must see it before sleeping.
+        let had_soon = !self.soon.is_empty();
         self.run_commands();
         self.pump_dns(Instant::now());
         self.run_soon();
@@ -590,7 +593,7 @@ impl EventLoop {
             let d = t.saturating_duration_since(Instant::now());
             wait = Some(wait.map_or(d, |w| w.min(d)));
         }
-        if !self.soon.is_empty() {
+        if had_soon || !self.soon.is_empty() {
             wait = Some(Duration::ZERO);
         }
         self.events.clear();

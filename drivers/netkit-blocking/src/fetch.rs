@@ -197,9 +197,15 @@ impl Source for HttpSource {
         self.group.stop(cx, force);
     }
 
-    /// Idle pooled connections do not keep the loop running (as in Bun).
+    /// The pool lives as long as the loop.
     fn is_done(&self) -> bool {
-        self.group.handler.client.in_flight() == 0
+        false
+    }
+
+    /// Requests in flight keep the loop running; idle pooled connections
+    /// do not (as in Bun).
+    fn keeps_alive(&self) -> bool {
+        self.group.handler.client.in_flight() > 0
     }
 
     fn shutdown(&mut self, cx: &mut Cx<'_>) {

@@ -121,6 +121,12 @@ pub trait Source: Any {
     fn stop(&mut self, cx: &mut Cx<'_>, force: bool);
     /// Whether the source has nothing left to do (the loop then drops it).
     fn is_done(&self) -> bool;
+    /// Whether the source keeps [`EventLoop::run`](crate::EventLoop::run)
+    /// going: while it is not done, unless it says otherwise (a fetch
+    /// client's idle pool lives on without keeping the loop alive).
+    fn keeps_alive(&self) -> bool {
+        !self.is_done()
+    }
     /// The loop is dropping the source: deregister every fd.
     fn shutdown(&mut self, cx: &mut Cx<'_>);
     /// For typed access by the loop's owner.

@@ -196,6 +196,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
             in_flight += 1;
         }
         let batch: Vec<(usize, Event)> = events.borrow_mut().drain(..).collect();
+        let progressed = !batch.is_empty();
         for (i, ev) in batch {
             match ev {
                 Event::Trace { kind, line, .. } => {
@@ -224,7 +225,10 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         if current == slots.len() {
             break ExitCode::SUCCESS;
         }
-        lp.turn(None)?;
+        // Events may have freed a slot for the next URL: start it first.
+        if !progressed {
+            lp.turn(None)?;
+        }
     };
     out.flush()?;
     Ok(result)
