@@ -338,3 +338,37 @@ fn proxy_credentials_and_refusals() {
         "proxy: CONNECT refused: 401 Unauthorized",
     );
 }
+
+#[test]
+fn through_an_https_proxy_tls_inside_tls() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let Some(tp) = Tinyproxy::start(None) else {
+        return;
+    };
+    if !netkit_tests::peer::have("socat", "-V") {
+        return;
+    }
+    // TLS to the proxy (socat in front of tinyproxy), then the origin's TLS
+    // inside the CONNECT tunnel.
+    let (_socat, port) = netkit_tests::peer::socat_tls(&pki.localhost, tp.addr.port(), LIMIT);
+    let proxy = format!("https://localhost:{port}");
+    let ca = pki.ca.to_str().unwrap();
+    let https = format!("https://localhost:{}/big.txt", ng.https.port());
+    let (code, out, err) = fetch(&["-v", "--cacert", ca, &https], &[("HTTPS_PROXY", &proxy)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, text_file(8 << 20));
+    assert_eq!(err.matches("TLS handshake done").count(), 2, "{err}");
+    // An http URL through the https proxy: absolute form inside TLS.
+    let http = format!("http://{}/hello", ng.http);
+    assert_eq!(
+        ok(&["--cacert", ca, "--proxy", &proxy, &http], &[]),
+        b"hello\n"
+    );
+    // The proxy's certificate is verified too.
+    fails(
+        &["--proxy", &proxy, &http],
+        &[],
+        "tls: invalid peer certificate: ",
+    );
+}

@@ -63,29 +63,9 @@ fn block_on<T>(f: impl Future<Output = T>) -> T {
     }))
 }
 
-/// A `socat` TLS terminator with `id` on a free port, forwarding the plaintext
-/// to `127.0.0.1:to` (a proxy tunnel's far end).
+/// A `socat` TLS terminator (see [`netkit_tests::peer::socat_tls`]).
 fn socat_tunnel(id: &Identity, to: u16) -> (Peer, u16) {
-    let port = free_port();
-    let listen = format!(
-        "OPENSSL-LISTEN:{port},cert={},key={},verify=0,reuseaddr,fork",
-        id.cert.display(),
-        id.key.display()
-    );
-    let mut cmd = Command::new("socat");
-    cmd.args(["-d", "-d", &listen, &format!("TCP:127.0.0.1:{to}")]);
-    let p = Peer::spawn("socat", cmd).expect("spawn socat");
-    // socat logs "listening on" to stderr once it is bound.
-    let end = std::time::Instant::now() + LIMIT;
-    while !p.stderr().contains("listening on") {
-        assert!(
-            std::time::Instant::now() < end,
-            "socat did not start: {}",
-            p.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (p, port)
+    netkit_tests::peer::socat_tls(id, to, LIMIT)
 }
 
 /// Reads until `want` bytes arrived.
