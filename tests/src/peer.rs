@@ -854,10 +854,10 @@ pub fn socat_tls(id: &crate::pki::Identity, to: u16, limit: Duration) -> (Peer, 
     cmd.args(["-d", "-d", &listen, &format!("TCP:127.0.0.1:{to}")]);
     let p = Peer::spawn("socat", cmd).expect("spawn socat");
     // socat logs "listening on" to stderr once it is bound.
-    let end = std::time::Instant::now() + limit;
+    let end = Instant::now() + limit;
     while !p.stderr().contains("listening on") {
         assert!(
-            std::time::Instant::now() < end,
+            Instant::now() < end,
             "socat did not start: {}",
             p.stderr()
         );
