@@ -610,6 +610,28 @@ pub fn openssl_s_server(cert: &Path, key: &Path, extra: &[&str], limit: Duration
     (p, port)
 }
 
+/// A `socat` TLS terminator with `id` on a free port, forwarding the
+/// plaintext to `127.0.0.1:to` (an HTTPS proxy in front of a plain one, or a
+/// proxy tunnel's far end).
+pub fn socat_tls(id: &crate::pki::Identity, to: u16, limit: Duration) -> (Peer, u16) {
+    let port = crate::free_port();
+    let listen = format!(
+        "OPENSSL-LISTEN:{port},cert={},key={},verify=0,reuseaddr,fork",
+        id.cert.display(),
+        id.key.display()
+    );
+    let mut cmd = Command::new("socat");
+    cmd.args(["-d", "-d", &listen, &format!("TCP:127.0.0.1:{to}")]);
+    let p = Peer::spawn("socat", cmd).expect("spawn socat");
+    // socat logs "listening on" to stderr once it is bound.
+    let end = Instant::now() + limit;
+    while !p.stderr().contains("listening on") {
+        assert!(Instant::now() < end, "socat did not start: {}", p.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (p, port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -838,30 +860,4 @@ mod tests {
         assert!(both, "free_tcp_udp_port gave no port bindable with both");
         assert_ne!(crate::free_udp_port(), 0);
     }
-}
-
-/// A `socat` TLS terminator with `id` on a free port, forwarding the
-/// plaintext to `127.0.0.1:to` (an HTTPS proxy in front of a plain one, or a
-/// proxy tunnel's far end).
-pub fn socat_tls(id: &crate::pki::Identity, to: u16, limit: Duration) -> (Peer, u16) {
-    let port = crate::free_port();
-    let listen = format!(
-        "OPENSSL-LISTEN:{port},cert={},key={},verify=0,reuseaddr,fork",
-        id.cert.display(),
-        id.key.display()
-    );
-    let mut cmd = Command::new("socat");
-    cmd.args(["-d", "-d", &listen, &format!("TCP:127.0.0.1:{to}")]);
-    let p = Peer::spawn("socat", cmd).expect("spawn socat");
-    // socat logs "listening on" to stderr once it is bound.
-    let end = Instant::now() + limit;
-    while !p.stderr().contains("listening on") {
-        assert!(
-            Instant::now() < end,
-            "socat did not start: {}",
-            p.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (p, port)
 }
