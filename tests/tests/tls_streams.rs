@@ -5,11 +5,9 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future};
-use netkit_tests::free_port;
 use netkit_tests::peer::Peer;
 use netkit_tests::pki::{Identity, Pki};
 use netkit_tls::{Authorization, ClientConfig, ClientOptions, Pem, ServerConfig, ServerOptions};
