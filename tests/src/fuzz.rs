@@ -692,3 +692,42 @@ pub fn http_chunked(data: &[u8]) {
     input.extend_from_slice(body);
     http_response(&input);
 }
+
+/// Arbitrary proxy environments, NO_PROXY lists and URLs: never a panic; `*`
+/// bypasses everything; a domain entry never matches a name that merely
+/// ends with it (`badexample.com` for `example.com`); the selected proxy is
+/// the one configured for the scheme.
+pub fn proxy_select(data: &[u8]) {
+    use netkit_fetch::Url;
+    use netkit_fetch::proxy::{NoProxy, ProxyConfig};
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\n');
+    let mut next = || parts.next().unwrap_or("").to_owned();
+    let (http, https, all, no, url) = (next(), next(), next(), next(), next());
+    let env = |k: &str| -> Option<String> {
+        match k {
+            "http_proxy" => Some(http.clone()),
+            "HTTPS_PROXY" => Some(https.clone()),
+            "all_proxy" => Some(all.clone()),
+            "NO_PROXY" => Some(no.clone()),
+            _ => None,
+        }
+    };
+    let n = NoProxy::parse(&no);
+    if let Ok(u) = Url::parse(&url) {
+        if let Ok(c) = ProxyConfig::from_env(env) {
+            let _ = c.select(&u);
+        }
+        let host = u.host_str().unwrap_or("").trim_matches(['[', ']']).to_ascii_lowercase();
+        let port = u.port_or_known_default().unwrap_or(0);
+        let star = NoProxy::parse(&format!("{no},*"));
+        assert!(star.matches(&host, port));
+        let m = n.matches(&host, port);
+        // Adding an entry never removes a match.
+        assert!(!m || NoProxy::parse(&format!("{no},unrelated.invalid")).matches(&host, port));
+    }
+    let d = NoProxy::parse("example.com");
+    let probe = format!("bad{}", url.chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>());
+    assert!(!d.matches(&format!("{probe}example.com"), 80));
+    assert!(d.matches(&format!("{probe}.example.com"), 80));
+}

@@ -96,3 +96,8 @@ fn http_response_corpus() {
 fn http_chunked_corpus() {
     replay("http_chunked", netkit_tests::fuzz::http_chunked);
 }
+
+#[test]
+fn proxy_select_corpus() {
+    replay("proxy_select", netkit_tests::fuzz::proxy_select);
+}
