@@ -718,7 +718,11 @@ pub fn proxy_select(data: &[u8]) {
         if let Ok(c) = ProxyConfig::from_env(env) {
             let _ = c.select(&u);
         }
-        let host = u.host_str().unwrap_or("").trim_matches(['[', ']']).to_ascii_lowercase();
+        let host = u
+            .host_str()
+            .unwrap_or("")
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
         let port = u.port_or_known_default().unwrap_or(0);
         let star = NoProxy::parse(&format!("{no},*"));
         assert!(star.matches(&host, port));
@@ -727,7 +731,13 @@ pub fn proxy_select(data: &[u8]) {
         assert!(!m || NoProxy::parse(&format!("{no},unrelated.invalid")).matches(&host, port));
     }
     let d = NoProxy::parse("example.com");
-    let probe = format!("bad{}", url.chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>());
+    let probe = format!(
+        "bad{}",
+        url.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(20)
+            .collect::<String>()
+    );
     assert!(!d.matches(&format!("{probe}example.com"), 80));
     assert!(d.matches(&format!("{probe}.example.com"), 80));
 }

@@ -59,6 +59,7 @@
 
 mod conn;
 mod dns;
+pub mod fetch;
 mod runtime;
 mod server;
 mod stream;

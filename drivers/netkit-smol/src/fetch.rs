@@ -1,0 +1,482 @@
+//! `fetch` on async-io: netkit-fetch's [`Client`] shared by the tasks that
+//! carry its connections.
+//!
+//! Each connection is a task (on smol's executor) that runs the connect
+//! plan through the [`Runtime`], then moves bytes between its socket and
+//! the machine under one lock; a request is a future that waits for its
+//! events. No HTTP decision is made here.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+use netkit_fetch::{Action, Client, ClientConfig, ConnId, Event, Head, ReqId, Request, Target};
+
+use crate::{ConnectOptions, Error, Runtime};
+
+/// What a connection task is told.
+enum Cmd {
+    Send,
+    Close,
+}
+
+#[derive(Default)]
+struct ReqSlot {
+    events: VecDeque<Event>,
+    waker: Option<Waker>,
+}
+
+struct Shared {
+    client: Client,
+    conns: HashMap<ConnId, async_channel::Sender<Cmd>>,
+    reqs: HashMap<ReqId, ReqSlot>,
+    /// Wakes the deadline task when the next deadline may have moved.
+    tick: async_channel::Sender<()>,
+}
+
+/// A fetch client on a [`Runtime`]: its pool, shared by every clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    shared: Arc<Mutex<Shared>>,
+    runtime: Runtime,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn io_error(e: &Error) -> netkit_fetch::Error {
+    match e {
+        Error::Os { code, message, .. } => netkit_fetch::Error::Io {
+            code: (*code).to_owned(),
+            message: message.clone(),
+        },
+        other => netkit_fetch::Error::Io {
+            code: other.code().to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl HttpClient {
+    /// A client on `runtime` (whose resolver it uses).
+    #[must_use]
+    pub fn new(runtime: &Runtime, config: ClientConfig) -> Self {
+        let (tick, ticks) = async_channel::unbounded();
+        let shared = Arc::new(Mutex::new(Shared {
+            client: Client::new(config),
+            conns: HashMap::new(),
+            reqs: HashMap::new(),
+            tick,
+        }));
+        let client = Self {
+            shared,
+            runtime: runtime.clone(),
+        };
+        let weak = Arc::downgrade(&client.shared);
+        smol::spawn(deadlines(weak, ticks, runtime.clone())).detach();
+        client
+    }
+
+    /// Sends `request` and waits for the response head (redirects followed).
+    /// The body is read from the returned [`Response`].
+    pub async fn fetch(&self, request: Request) -> Result<Response, netkit_fetch::Error> {
+        let req = {
+            let mut s = lock(&self.shared);
+            let req = s.client.request(Instant::now(), request)?;
+            s.reqs.insert(req, ReqSlot::default());
+            self.carry_out(&mut s);
+            req
+        };
+        let mut guard = Guard {
+            client: self.clone(),
+            req,
+            done: false,
+        };
+        let mut traces = Vec::new();
+        loop {
+            match guard.next().await {
+                Some(Event::Head { response, .. }) => {
+                    return Ok(Response {
+                        head: response.head,
+                        url: response.url,
+                        traces,
+                        guard,
+                        buf: Vec::new(),
+                        pos: 0,
+                    });
+                }
+                Some(Event::Failed { error, .. }) => {
+                    guard.done = true;
+                    return Err(error);
+                }
+                Some(Event::Trace { kind, line, .. }) => traces.push((kind, line)),
+                Some(_) | None => {}
+            }
+        }
+    }
+
+    /// Connections opened in total, and open now.
+    #[must_use]
+    pub fn connections(&self) -> (u64, usize) {
+        let s = lock(&self.shared);
+        (s.client.connections_opened(), s.client.connections())
+    }
+
+    /// Carries out the machine's actions and routes its events (under the lock).
+    fn carry_out(&self, s: &mut Shared) {
+        while let Some(a) = s.client.poll_action() {
+            match a {
+                Action::Connect { conn, target } => {
+                    let (tx, rx) = async_channel::unbounded();
+                    s.conns.insert(conn, tx);
+                    let this = self.clone();
+                    smol::spawn(async move { this.run_conn(conn, target, rx).await }).detach();
+                }
+                Action::Send { conn } => {
+                    if let Some(tx) = s.conns.get(&conn) {
+                        let _ = tx.try_send(Cmd::Send);
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(tx) = s.conns.remove(&conn) {
+                        let _ = tx.try_send(Cmd::Close);
+                    }
+                }
+            }
+        }
+        while let Some(ev) = s.client.poll_event() {
+            let req = match &ev {
+                Event::Head { req, .. }
+                | Event::Data { req, .. }
+                | Event::End { req, .. }
+                | Event::Failed { req, .. }
+                | Event::Trace { req, .. } => *req,
+            };
+            if let Some(slot) = s.reqs.get_mut(&req) {
+                slot.events.push_back(ev);
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        let _ = s.tick.try_send(());
+    }
+
+    /// One connection's task.
+    async fn run_conn(&self, conn: ConnId, target: Target, cmds: async_channel::Receiver<Cmd>) {
+        let opts = match target {
+            Target::Tcp { host, port } => ConnectOptions::new(host, port),
+            Target::Unix { path } => ConnectOptions::unix(path),
+        };
+        let sock = match self.runtime.connect_socket(&opts).await {
+            Ok((sock, to)) => {
+                let mut s = lock(&self.shared);
+                s.client
+                    .handle_connected(Instant::now(), conn, Some(&to.to_string()));
+                self.carry_out(&mut s);
+                sock
+            }
+            Err(e) => {
+                let mut s = lock(&self.shared);
+                s.conns.remove(&conn);
+                s.client.handle_error(Instant::now(), conn, io_error(&e));
+                self.carry_out(&mut s);
+                return;
+            }
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut out = Vec::new();
+        loop {
+            let step = future::or(
+                async {
+                    Step::Read(
+                        sock.read_with(|s| {
+                            let mut r: &socket2::Socket = s;
+                            std::io::Read::read(&mut r, &mut buf)
+                        })
+                        .await,
+                    )
+                },
+                async { Step::Cmd(cmds.recv().await.ok()) },
+            )
+            .await;
+            match step {
+                Step::Read(Ok(n)) => {
+                    let mut s = lock(&self.shared);
+                    if n == 0 {
+                        s.client.handle_eof(Instant::now(), conn);
+                    } else {
+                        s.client.handle_input(Instant::now(), conn, &buf[..n]);
+                    }
+                    self.carry_out(&mut s);
+                    if n == 0 {
+                        s.conns.remove(&conn);
+                        return;
+                    }
+                }
+                Step::Read(Err(e)) => {
+                    let mut s = lock(&self.shared);
+                    s.conns.remove(&conn);
+                    let err = netkit_sys::os_error(&e, "read");
+                    s.client.handle_error(Instant::now(), conn, io_error(&err));
+                    self.carry_out(&mut s);
+                    return;
+                }
+                Step::Cmd(Some(Cmd::Send)) => {
+                    out.clear();
+                    {
+                        let mut s = lock(&self.shared);
+                        out.extend_from_slice(s.client.transmit(conn));
+                        s.client.handle_sent(conn, out.len());
+                    }
+                    if let Err(e) = write_all(&sock, &out).await {
+                        let mut s = lock(&self.shared);
+                        s.conns.remove(&conn);
+                        let err = netkit_sys::os_error(&e, "write");
+                        s.client.handle_error(Instant::now(), conn, io_error(&err));
+                        self.carry_out(&mut s);
+                        return;
+                    }
+                }
+                Step::Cmd(Some(Cmd::Close) | None) => return,
+            }
+        }
+    }
+}
+
+async fn write_all(sock: &Async<socket2::Socket>, mut b: &[u8]) -> std::io::Result<()> {
+    while !b.is_empty() {
+        let n = sock
+            .write_with(|s| {
+                let mut w: &socket2::Socket = s;
+                std::io::Write::write(&mut w, b)
+            })
+            .await?;
+        b = &b[n..];
+    }
+    Ok(())
+}
+
+enum Step {
+    Read(std::io::Result<usize>),
+    Cmd(Option<Cmd>),
+}
+
+/// Fires the machine's deadlines (request timeouts, idle expiry).
+async fn deadlines(
+    shared: std::sync::Weak<Mutex<Shared>>,
+    ticks: async_channel::Receiver<()>,
+    runtime: Runtime,
+) {
+    loop {
+        let next = match shared.upgrade() {
+            Some(s) => lock(&s).client.poll_timeout(),
+            None => return,
+        };
+        let woke = match next {
+            Some(at) => {
+                future::or(async { ticks.recv().await.is_ok() }, async {
+                    Timer::at(at).await;
+                    true
+                })
+                .await
+            }
+            None => ticks.recv().await.is_ok(),
+        };
+        if !woke {
+            return;
+        }
+        let Some(s) = shared.upgrade() else { return };
+        let client = HttpClient {
+            shared: s.clone(),
+            runtime: runtime.clone(),
+        };
+        let mut g = lock(&s);
+        g.client.handle_timeout(Instant::now());
+        client.carry_out(&mut g);
+        while ticks.try_recv().is_ok() {}
+    }
+}
+
+/// Cancels its request when dropped before the end (the connection closes
+/// unless the exchange was complete).
+struct Guard {
+    client: HttpClient,
+    req: ReqId,
+    done: bool,
+}
+
+impl Guard {
+    async fn next(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let req = self.req;
+        future::poll_fn(|cx| {
+            let mut s = lock(&self.client.shared);
+            let Some(slot) = s.reqs.get_mut(&req) else {
+                return Poll::Ready(None);
+            };
+            match slot.events.pop_front() {
+                Some(ev) => {
+                    if matches!(ev, Event::End { .. } | Event::Failed { .. }) {
+                        s.reqs.remove(&req);
+                    }
+                    Poll::Ready(Some(ev))
+                }
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let mut s = lock(&self.client.shared);
+        if s.reqs.remove(&self.req).is_some() && !self.done {
+            s.client.cancel(Instant::now(), self.req);
+            self.client.carry_out(&mut s);
+        }
+    }
+}
+
+/// A response: the head at once, the body as it arrives.
+pub struct Response {
+    head: Head,
+    url: netkit_fetch::Url,
+    traces: Vec<(char, String)>,
+    guard: Guard,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.head.status())
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.head.status()
+    }
+
+    /// The head: headers in order, repeated ones kept.
+    #[must_use]
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The URL that answered (after redirects).
+    #[must_use]
+    pub fn url(&self) -> &netkit_fetch::Url {
+        &self.url
+    }
+
+    /// Trace lines so far (with `verbose` requests).
+    #[must_use]
+    pub fn traces(&self) -> &[(char, String)] {
+        &self.traces
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Option<Result<Vec<u8>, netkit_fetch::Error>> {
+        if self.pos < self.buf.len() {
+            let b = self.buf.split_off(self.pos);
+            self.buf.clear();
+            self.pos = 0;
+            return Some(Ok(b));
+        }
+        loop {
+            match self.guard.next().await? {
+                Event::Data { data, .. } => return Some(Ok(data)),
+                Event::End { .. } => {
+                    self.guard.done = true;
+                    return None;
+                }
+                Event::Failed { error, .. } => {
+                    self.guard.done = true;
+                    return Some(Err(error));
+                }
+                Event::Trace { kind, line, .. } => self.traces.push((kind, line)),
+                Event::Head { .. } => {}
+            }
+        }
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> Result<Vec<u8>, netkit_fetch::Error> {
+        let mut all = Vec::new();
+        while let Some(c) = self.chunk().await {
+            all.extend_from_slice(&c?);
+        }
+        Ok(all)
+    }
+
+    /// The whole body as text (invalid UTF-8 replaced, as `Response.text()`).
+    pub async fn text(self) -> Result<String, netkit_fetch::Error> {
+        Ok(String::from_utf8_lossy(&self.bytes().await?).into_owned())
+    }
+}
+
+impl futures_lite::AsyncRead for Response {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        while this.pos == this.buf.len() {
+            // The future holds no state of its own: events wait in the
+            // request's queue, so dropping it when pending loses nothing.
+            let polled = {
+                let fut = this.chunk();
+                futures_lite::pin!(fut);
+                fut.poll(cx)
+            };
+            match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(std::io::Error::other(e)));
+                }
+                Poll::Ready(Some(Ok(b))) => {
+                    this.buf = b;
+                    this.pos = 0;
+                }
+            }
+        }
+        let n = out.len().min(this.buf.len() - this.pos);
+        out[..n].copy_from_slice(&this.buf[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl Runtime {
+    /// A fetch client on this runtime (each call makes a new pool; keep
+    /// one and clone it).
+    #[must_use]
+    pub fn http_client(&self, config: ClientConfig) -> HttpClient {
+        HttpClient::new(self, config)
+    }
+}

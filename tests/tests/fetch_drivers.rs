@@ -1,0 +1,202 @@
+//! The fetch client on both drivers, in-process: the same requests give the
+//! same responses; the pool's limits hold; cancelling releases the
+//! connection; a stale pooled connection is retried.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, future};
+use netkit_blocking::EventLoop;
+use netkit_fetch::{ClientConfig, Event, Request, Url};
+use netkit_smol::Runtime;
+use netkit_tests::http::{Nginx, RawServer, Reply, text_file};
+use netkit_tests::pki::Pki;
+use netkit_tls::{ClientOptions, Pem};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn config(pki: &Pki) -> ClientConfig {
+    let ca = Pem::new("ca", std::fs::read(&pki.ca).unwrap());
+    let tls = netkit_sys::tls::client_config(&ClientOptions {
+        ca: Some(ca),
+        ..Default::default()
+    })
+    .unwrap();
+    ClientConfig::new(Arc::new(tls))
+}
+
+fn get(url: &str) -> Request {
+    Request::get(Url::parse(url).unwrap())
+}
+
+/// A response's status and body.
+type Fetched = (u16, Vec<u8>);
+
+/// Fetches every URL on the blocking loop, all in flight at once:
+/// (status, body) per URL, and connections opened.
+fn blocking(cfg: ClientConfig, reqs: Vec<Request>) -> (Vec<Fetched>, u64) {
+    let mut lp = EventLoop::new().unwrap();
+    let client = lp.http_client(cfg).unwrap();
+    let results: Rc<RefCell<Vec<Option<Fetched>>>> = Rc::new(RefCell::new(vec![None; reqs.len()]));
+    for (i, r) in reqs.into_iter().enumerate() {
+        let res = results.clone();
+        let mut status = 0;
+        let mut body = Vec::new();
+        lp.fetch(client, r, move |e| match e {
+            Event::Head { response, .. } => status = response.head.status(),
+            Event::Data { data, .. } => body.extend(data),
+            Event::End { .. } => res.borrow_mut()[i] = Some((status, std::mem::take(&mut body))),
+            Event::Failed { error, .. } => panic!("{error}"),
+            Event::Trace { .. } => {}
+        })
+        .unwrap();
+    }
+    let done = lp
+        .run_until(LIMIT, || results.borrow().iter().all(Option::is_some))
+        .unwrap();
+    assert!(done, "blocking fetches timed out");
+    let opened = lp.http_connections(client).0;
+    let out = results.borrow_mut().drain(..).map(Option::unwrap).collect();
+    (out, opened)
+}
+
+fn smol_all(cfg: ClientConfig, reqs: Vec<Request>) -> (Vec<Fetched>, u64) {
+    let client = Runtime::new().http_client(cfg);
+    let out = smol::block_on(future::or(
+        async {
+            let futs: Vec<_> = reqs
+                .into_iter()
+                .map(|r| {
+                    let c = client.clone();
+                    smol::spawn(async move {
+                        let resp = c.fetch(r).await.unwrap();
+                        let status = resp.status();
+                        (status, resp.bytes().await.unwrap())
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for f in futs {
+                out.push(f.await);
+            }
+            out
+        },
+        async {
+            smol::Timer::after(LIMIT).await;
+            panic!("smol fetches timed out")
+        },
+    ));
+    (out, client.connections().0)
+}
+
+#[test]
+fn both_drivers_fetch_the_same_responses() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let urls = [
+        format!("http://{}/hello", ng.http),
+        format!("http://{}/big.txt", ng.http),
+        format!("https://localhost:{}/small.txt", ng.https.port()),
+        format!("http://{}/missing", ng.http),
+        format!("http://{}/redirect", ng.http),
+    ];
+    let reqs = || urls.iter().map(|u| get(u)).collect::<Vec<_>>();
+    let mut unix = get("http://localhost/hello");
+    unix.unix = Some(ng.unix.to_str().unwrap().to_owned());
+    let (b, _) = blocking(
+        config(&pki),
+        reqs().into_iter().chain([unix.clone()]).collect(),
+    );
+    let (s, _) = smol_all(config(&pki), reqs().into_iter().chain([unix]).collect());
+    assert_eq!(b, s);
+    assert_eq!(b[0], (200, b"hello\n".to_vec()));
+    assert_eq!(b[1], (200, text_file(8 << 20)));
+    assert_eq!(b[2], (200, b"small\n".to_vec()));
+    assert_eq!(b[3].0, 404);
+    assert_eq!(b[4], (200, b"small\n".to_vec()));
+    assert_eq!(b[5], (200, b"hello\n".to_vec()));
+}
+
+#[test]
+fn sixty_four_in_flight_open_at_most_sixty_four() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let reqs = || {
+        (0..64)
+            .map(|i| get(&format!("http://{}/hello?{i}", ng.http)))
+            .collect::<Vec<_>>()
+    };
+    let (b, opened) = blocking(config(&pki), reqs());
+    assert!(b.iter().all(|r| r.1 == b"hello\n"));
+    assert!(opened <= 64, "blocking opened {opened}");
+    let (s, opened) = smol_all(config(&pki), reqs());
+    assert!(s.iter().all(|r| r.1 == b"hello\n"));
+    assert!(opened <= 64, "smol opened {opened}");
+    let mut cfg = config(&pki);
+    cfg.max_connections = 4;
+    let (_, opened) = smol_all(cfg, reqs());
+    assert!(opened <= 4, "smol opened {opened} under a cap of 4");
+}
+
+#[test]
+fn dropping_a_response_mid_body_releases_its_connection() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let client = Runtime::new().http_client(config(&pki));
+    smol::block_on(async {
+        let mut r = client
+            .fetch(get(&format!("http://{}/big.txt", ng.http)))
+            .await
+            .unwrap();
+        let mut first = [0u8; 1000];
+        r.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first[..], &text_file(1000)[..]);
+        drop(r);
+        // The incomplete exchange's connection is closed, not pooled.
+        let deadline = std::time::Instant::now() + LIMIT;
+        while client.connections().1 != 0 {
+            assert!(std::time::Instant::now() < deadline, "connection kept");
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+        let body = client
+            .fetch(get(&format!("http://{}/hello", ng.http)))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "hello\n");
+        assert_eq!(client.connections().0, 2);
+    });
+}
+
+#[test]
+fn a_stale_connection_is_retried_on_smol_too() {
+    let s = RawServer::start(|conn, req| match (conn, req) {
+        (0, 0) => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+        (0, _) => Reply::Close(Vec::new()),
+        _ => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2".to_vec()),
+    });
+    let pki = Pki::new();
+    let client = Runtime::new().http_client(config(&pki));
+    smol::block_on(async {
+        let a = client
+            .fetch(get(&s.url("/1")))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let b = client
+            .fetch(get(&s.url("/2")))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!((a.as_slice(), b.as_slice()), (&b"ok"[..], &b"ok2"[..]));
+    });
+    assert_eq!(s.accepted(), 2);
+}
