@@ -29,7 +29,8 @@ pub fn text_file(len: usize) -> Vec<u8> {
 }
 
 /// nginx on loopback: `http` and `https` ports, a Unix socket, `root` with
-/// `small.txt` (6 bytes), `big.txt` (8 MiB of text) and the locations the
+/// `small.txt` (6 bytes), `big.txt` (8 MiB of text), `nogzip/` (served
+/// without gzip, for files a benchmark puts there) and the locations the
 /// tests use; an access log of `$connection $request_method $request_uri
 /// $status` lines.
 #[derive(Debug)]
@@ -59,6 +60,7 @@ impl Nginx {
         std::fs::create_dir_all(d.join("tmp")).expect("tmp");
         std::fs::write(root.join("small.txt"), b"small\n").expect("small");
         std::fs::write(root.join("big.txt"), text_file(8 << 20)).expect("big");
+        std::fs::create_dir_all(root.join("nogzip")).expect("nogzip");
         let (http, https) = (crate::free_port(), crate::free_port());
         let unix = d.join("nginx.sock");
         let conf = format!(
@@ -97,6 +99,7 @@ http {{
         location = /loop {{ return 302 /loop; }}
         location = /missing {{ return 404 "no such thing\n"; }}
         location = /headers {{ add_header X-Many a; add_header X-Many b; return 200 "h\n"; }}
+        location /nogzip/ {{ gzip off; }}
     }}
 }}
 "#,

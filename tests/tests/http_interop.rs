@@ -372,3 +372,28 @@ fn through_an_https_proxy_tls_inside_tls() {
         "tls: invalid peer certificate: ",
     );
 }
+
+#[test]
+fn a_body_ended_by_close_notify_over_tls() {
+    // openssl s_server -WWW answers HTTP/1.0 with a close-delimited body,
+    // ends it with close_notify and waits for the client to close.
+    let pki = Pki::new();
+    if !netkit_tests::peer::have("openssl", "version") {
+        return;
+    }
+    let dir = netkit_tests::peer::TempDir::new("nk-www").unwrap();
+    std::fs::write(dir.path().join("f.txt"), text_file(300_000)).unwrap();
+    let port = netkit_tests::free_port();
+    let mut cmd = Command::new("openssl");
+    cmd.current_dir(dir.path())
+        .args(["s_server", "-WWW", "-accept", &port.to_string(), "-cert"])
+        .arg(&pki.localhost.cert)
+        .arg("-key")
+        .arg(&pki.localhost.key);
+    let p = netkit_tests::peer::Peer::spawn("openssl s_server", cmd).unwrap();
+    p.wait_line(LIMIT, |l| l.contains("ACCEPT"))
+        .unwrap_or_else(|| panic!("s_server did not start: {}", p.stderr()));
+    let url = format!("https://localhost:{port}/f.txt");
+    let ca = pki.ca.to_str().unwrap();
+    assert_eq!(ok(&["--cacert", ca, &url], &[]), text_file(300_000));
+}

@@ -1,10 +1,10 @@
-//! `cargo xtask bench [tcp|tls|dns] [ARGS]`: the side-by-side benchmarks (release build).
+//! `cargo xtask bench [tcp|tls|dns|http] [ARGS]`: the side-by-side benchmarks (release build).
 
 use std::process::Command;
 
 use crate::{Result, root, run as run_cmd, step, target_dir};
 
-/// Runs the benchmark `tcp` (the default), `tls` or `dns` with the remaining arguments.
+/// Runs the benchmark `tcp` (the default), `tls`, `dns` or `http` with the remaining arguments.
 pub(crate) fn run(args: &[String]) -> Result {
     let (which, rest) = match args.split_first() {
         Some((w, r)) if !w.starts_with('-') => (w.as_str(), r),
@@ -53,7 +53,24 @@ pub(crate) fn run(args: &[String]) -> Result {
             default_out(&mut c, rest, "dns.json")?;
             run_cmd(c, "bench dns (end to end)")
         }
-        other => Err(format!("unknown benchmark {other:?} (have: tcp, tls, dns)")),
+        "http" => {
+            build_with_cli()?;
+            // In process first (criterion: response decoding against raw
+            // httparse and hyper's client), then end to end against nginx
+            // and tinyproxy with curl, Bun, reqwest and ureq as peers.
+            let mut criterion = vec!["bench", "-p", "netkit-bench", "--bench", "http", "--"];
+            if rest.iter().any(|a| a == "--quick") {
+                criterion.push("--quick");
+            }
+            step("bench http (in process, criterion)", &criterion)?;
+            let mut c = Command::new(target_dir()?.join("release/bench-http"));
+            c.current_dir(root()).args(rest);
+            default_out(&mut c, rest, "http.json")?;
+            run_cmd(c, "bench http (end to end)")
+        }
+        other => Err(format!(
+            "unknown benchmark {other:?} (have: tcp, tls, dns, http)"
+        )),
     }
 }
 

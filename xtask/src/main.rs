@@ -4,7 +4,7 @@
 //!   every unit/property/integration/interop test and the fuzz-corpus replay, then a
 //!   short smoke run of each fuzz target when cargo-fuzz is available.
 //! - `interop`: only the tests that talk to real peers and the `netkit` binary.
-//! - `bench [tcp|tls|dns] [ARGS]`: the side-by-side benchmarks (release build).
+//! - `bench [tcp|tls|dns|http] [ARGS]`: the side-by-side benchmarks (release build).
 //! - `fuzz [TARGET] [--seconds N]`: fuzz campaigns (all targets by default).
 //! - `demo`: a netkit echo server and clients talking on loopback.
 //!
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [--no-fuzz] | interop | bench [tcp|tls|dns] [ARGS] | fuzz [TARGET] [--seconds N] | demo>"
+                "usage: cargo xtask <test [--no-fuzz] | interop | bench [tcp|tls|dns|http] [ARGS] | fuzz [TARGET] [--seconds N] | demo>"
             );
             return ExitCode::from(2);
         }

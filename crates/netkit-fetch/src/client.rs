@@ -502,6 +502,18 @@ impl Client {
             self.schedule(now);
             return;
         }
+        if c.stack.is_plain() && c.app.is_empty() {
+            // Plain HTTP with nothing pending: decode the transport's bytes
+            // where they are, and keep only what is left.
+            let used = self.read_http_from(now, conn, bytes);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                if used < bytes.len() {
+                    c.app.extend_from_slice(&bytes[used..]);
+                }
+            }
+            self.schedule(now);
+            return;
+        }
         let r = c.stack.input(bytes, &mut c.app);
         for l in c.stack.announcements() {
             c.trace.push(l);
@@ -509,7 +521,14 @@ impl Client {
         self.flush_trace(conn);
         self.queue_send(conn);
         match r {
-            Ok(()) => self.read_http(now, conn),
+            Ok(ended) => {
+                self.read_http(now, conn);
+                if ended {
+                    if let Some(req) = self.conns.get(&conn).and_then(|c| c.req) {
+                        self.http_eof(now, conn, req);
+                    }
+                }
+            }
             Err(e) => self.conn_failed(conn, e),
         }
         self.schedule(now);
@@ -535,6 +554,18 @@ impl Client {
                 return;
             }
         }
+        self.http_eof(now, conn, req);
+        self.schedule(now);
+    }
+
+    /// The plaintext under HTTP ended (transport EOF, or the peer's
+    /// close_notify): a close-delimited body ends, anything else unfinished
+    /// is an error (or, on a reused connection with no response byte, the
+    /// stale-connection retry).
+    fn http_eof(&mut self, now: Instant, conn: ConnId, req: ReqId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let used = c.used;
         let fin = c.http.as_mut().map(ResponseDecoder::finish);
         match fin {
@@ -557,7 +588,6 @@ impl Client {
                 self.fail_or_retry(req, used > 0, Error::Http(netkit_http1::Error::NoResponse));
             }
         }
-        self.schedule(now);
     }
 
     fn conn_failed(&mut self, conn: ConnId, error: Error) {
@@ -835,56 +865,64 @@ impl Client {
 
     /// Decodes what the connection's plaintext holds.
     fn read_http(&mut self, now: Instant, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut app = std::mem::take(&mut c.app);
+        let used = self.read_http_from(now, conn, &app);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            app.drain(..used);
+            c.app = app;
+        }
+    }
+
+    /// Decodes `input` for `conn`'s response; returns the bytes consumed.
+    /// Body data goes out as events straight from `input`.
+    fn read_http_from(&mut self, now: Instant, conn: ConnId, input: &[u8]) -> usize {
+        let mut pos = 0;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
-                return;
+                return pos;
             };
             let (Some(req), Some(http)) = (c.req, c.http.as_mut()) else {
-                return;
+                return pos;
             };
-            let (n, ev) = match http.decode(&c.app) {
+            let (n, ev) = match http.decode(&input[pos..]) {
                 Ok(x) => x,
                 Err(e) => {
                     self.conn_failed(conn, Error::Http(e));
-                    return;
+                    return pos;
                 }
             };
-            let ev = ev.map(|e| match e {
-                H1::Data(d) => Owned::Data(d.to_vec()),
-                H1::Informational(h) => Owned::Info(h),
-                H1::Head(h) => Owned::Head(h),
-                H1::Trailers(f) => Owned::Trailers(f),
-                H1::End => Owned::End,
-            });
-            c.app.drain(..n);
+            pos += n;
             let Some(ev) = ev else {
-                return;
+                return pos;
             };
             match ev {
-                Owned::Info(h) => self.trace_head(req, &h),
-                Owned::Head(h) => {
+                H1::Informational(h) => self.trace_head(req, &h),
+                H1::Head(h) => {
                     self.trace_head(req, &h);
                     if let Err(e) = self.response_head(req, h) {
                         self.fail(req, e);
-                        return;
+                        return pos;
                     }
                 }
-                Owned::Data(d) => {
-                    if let Err(e) = self.body(req, &d) {
+                H1::Data(d) => {
+                    if let Err(e) = self.body(req, d) {
                         self.fail(req, e);
-                        return;
+                        return pos;
                     }
                 }
-                Owned::Trailers(f) => {
+                H1::Trailers(f) => {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.trailers = Some(f);
                     }
                 }
-                Owned::End => {
-                    let left = self.conns.get(&conn).is_some_and(|c| !c.app.is_empty());
+                H1::End => {
+                    let left = pos < input.len();
                     let trailers = self.take_trailers(conn);
                     self.response_end(now, conn, req, trailers, left);
-                    return;
+                    return pos;
                 }
             }
         }
@@ -1037,14 +1075,6 @@ impl Client {
         }
         self.events.push_back(Event::End { req, trailers });
     }
-}
-
-enum Owned {
-    Info(Head),
-    Head(Head),
-    Data(Vec<u8>),
-    Trailers(Fields),
-    End,
 }
 
 /// `host:port`, bracketing IPv6.

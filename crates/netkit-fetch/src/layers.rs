@@ -234,15 +234,34 @@ impl Stack {
     }
 
     /// Transport bytes arrived: the plaintext for HTTP is appended to `app`.
-    pub fn input(&mut self, bytes: &[u8], app: &mut Vec<u8>) -> Result<(), Error> {
-        let mut data = bytes.to_vec();
-        for l in &mut self.layers {
-            let mut up = Vec::new();
-            l.input(&data, &mut up)?;
-            data = up;
+    /// Returns whether that plaintext has ended (a TLS peer's close_notify).
+    pub fn input(&mut self, bytes: &[u8], app: &mut Vec<u8>) -> Result<bool, Error> {
+        let n = self.layers.len();
+        let mut data = std::borrow::Cow::Borrowed(bytes);
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            if i + 1 == n {
+                // The top layer's plaintext goes straight to HTTP's buffer.
+                l.input(&data, app)?;
+            } else {
+                let mut up = Vec::new();
+                l.input(&data, &mut up)?;
+                data = std::borrow::Cow::Owned(up);
+            }
         }
-        app.extend_from_slice(&data);
-        self.flush()
+        if n == 0 {
+            app.extend_from_slice(bytes);
+        }
+        self.flush()?;
+        Ok(self.layers.iter().any(|l| match l {
+            Layer::Tls { session, .. } => session.peer_closed(),
+            Layer::Connect(_) => false,
+        }))
+    }
+
+    /// Whether the stack has no layer (plain HTTP over the transport).
+    #[must_use]
+    pub fn is_plain(&self) -> bool {
+        self.layers.is_empty()
     }
 
     /// HTTP's bytes, to go down through every layer.

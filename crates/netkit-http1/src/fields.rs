@@ -8,16 +8,21 @@ use std::ops::Range;
 /// order received, repeated names kept. Names compare case-insensitively.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Fields {
-    raw: Box<[u8]>,
-    spans: Vec<(Range<u32>, Range<u32>)>,
+    /// One allocation: the raw bytes, then per field its name's and value's
+    /// start and end as little-endian `u32`s.
+    data: Box<[u8]>,
+    raw_len: u32,
 }
+
+/// Bytes of one field's spans in `data`.
+const SPAN: usize = 16;
 
 impl Fields {
     /// Empty fields.
     pub(crate) fn empty() -> Self {
         Self {
-            raw: Box::default(),
-            spans: Vec::new(),
+            data: Box::default(),
+            raw_len: 0,
         }
     }
 
@@ -26,45 +31,57 @@ impl Fields {
     /// spans fit in `u32`.)
     pub(crate) fn from_parsed(raw: &[u8], headers: &[httparse::Header<'_>]) -> Self {
         let base = raw.as_ptr() as usize;
-        let span = |s: &[u8]| {
-            let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
-            start..start + s.len() as u32
-        };
-        Self {
-            spans: headers
-                .iter()
-                .map(|h| (span(h.name.as_bytes()), span(h.value)))
-                .collect(),
-            raw: raw.into(),
+        let mut data = Vec::with_capacity(raw.len() + headers.len() * SPAN);
+        data.extend_from_slice(raw);
+        for h in headers {
+            for s in [h.name.as_bytes(), h.value] {
+                let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
+                data.extend_from_slice(&start.to_le_bytes());
+                data.extend_from_slice(&(start + s.len() as u32).to_le_bytes());
+            }
         }
+        Self {
+            data: data.into_boxed_slice(),
+            raw_len: raw.len() as u32,
+        }
+    }
+
+    fn span(&self, i: usize) -> (Range<usize>, Range<usize>) {
+        let at = self.raw_len as usize + i * SPAN;
+        let w = |k: usize| {
+            let b = &self.data[at + 4 * k..at + 4 * k + 4];
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+        };
+        (w(0)..w(1), w(2)..w(3))
     }
 
     /// The bytes the fields came in (for a head: status line included), as
     /// received.
     #[must_use]
     pub fn raw(&self) -> &[u8] {
-        &self.raw
+        &self.data[..self.raw_len as usize]
     }
 
     /// How many fields.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.spans.len()
+        (self.data.len() - self.raw_len as usize) / SPAN
     }
 
     /// Whether there are none.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len() == 0
     }
 
     /// Each field's name and value, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans.iter().map(|(n, v)| {
+        (0..self.len()).map(|i| {
+            let (n, v) = self.span(i);
             (
                 // httparse checked names are tokens (ASCII).
-                std::str::from_utf8(&self.raw[n.start as usize..n.end as usize]).unwrap_or(""),
-                &self.raw[v.start as usize..v.end as usize],
+                std::str::from_utf8(&self.data[n]).unwrap_or(""),
+                &self.data[v],
             )
         })
     }

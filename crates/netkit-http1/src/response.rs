@@ -297,80 +297,127 @@ impl ResponseDecoder {
         }
         let status = resp.code.unwrap_or(0);
         let version = resp.version.unwrap_or(1);
-        let reason: Box<str> = resp.reason.unwrap_or("").into();
-        let fields = Fields::from_parsed(raw, resp.headers);
+        let info = (100..200).contains(&status) && status != 101;
+        // What framing and keep-alive need, in one pass over the fields.
+        let mut scan = Scan::default();
+        if !info {
+            for h in resp.headers.iter() {
+                scan.field(h.name.as_bytes(), h.value)?;
+            }
+        }
         let head = Head {
             version,
             status,
-            reason,
-            fields,
+            reason: resp.reason.unwrap_or("").into(),
+            fields: Fields::from_parsed(raw, resp.headers),
         };
-        if (100..200).contains(&status) && status != 101 {
+        if info {
             self.state = State::Head { scanned: 0 };
             return Ok(Event::Informational(head));
         }
-        let body = self.framing(&head)?;
-        let f = &head.fields;
+        if scan.conflict.is_some() {
+            return Err(Error::ConflictingContentLength(
+                head.fields
+                    .get_all("content-length")
+                    .map(lossy)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+        let body = self.framing(status, &scan);
         let persistent = if version >= 1 {
-            !f.has_token("connection", "close")
+            !scan.close
         } else {
-            f.has_token("connection", "keep-alive") && !f.has_token("connection", "close")
+            scan.keep_alive && !scan.close
         };
-        let te_and_cl = f.get("transfer-encoding").is_some() && f.get("content-length").is_some();
+        let te_and_cl = scan.te.is_some() && scan.length.is_some();
         let tunnel =
             status == 101 || (self.kind == RequestKind::Connect && (200..300).contains(&status));
         self.keep_alive =
             persistent && !te_and_cl && !tunnel && !matches!(body, Body::Close { .. });
-        self.timeout = keep_alive_timeout(f);
+        self.timeout = scan.timeout;
         self.state = State::Body(body);
         Ok(Event::Head(head))
     }
 
     /// RFC 9112 §6.3, in order.
-    fn framing(&self, head: &Head) -> Result<Body, Error> {
-        let status = head.status;
+    fn framing(&self, status: u16, scan: &Scan) -> Body {
         if self.kind == RequestKind::Head
             || (100..200).contains(&status)
             || status == 204
             || status == 304
             || (self.kind == RequestKind::Connect && (200..300).contains(&status))
         {
-            return Ok(Body::None);
+            return Body::None;
         }
-        let f = &head.fields;
-        if f.get("transfer-encoding").is_some() {
-            let last = f.tokens("transfer-encoding").last();
-            return Ok(
-                if last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")) {
-                    Body::Chunked(Box::new(Chunked::new(self.limits)))
-                } else {
-                    Body::Close { got: 0 }
-                },
-            );
+        if let Some(chunked_last) = scan.te {
+            return if chunked_last {
+                Body::Chunked(Box::new(Chunked::new(self.limits)))
+            } else {
+                Body::Close { got: 0 }
+            };
         }
-        let mut length: Option<u64> = None;
-        for v in f.get_all("content-length") {
-            for part in v.split(|&b| b == b',') {
-                let n = parse_length(part.trim_ascii())
-                    .ok_or_else(|| Error::BadContentLength(lossy(v)))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(Error::ConflictingContentLength(
-                        f.get_all("content-length")
-                            .map(lossy)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    ));
-                }
-                length = Some(n);
-            }
-        }
-        Ok(match length {
+        match scan.length {
             Some(n) => Body::Length {
                 remaining: n,
                 total: n,
             },
             None => Body::Close { got: 0 },
-        })
+        }
+    }
+}
+
+/// The fields that decide framing and keep-alive, gathered in one pass.
+#[derive(Debug, Default)]
+struct Scan {
+    /// `Transfer-Encoding` present: whether its last coding is chunked.
+    te: Option<bool>,
+    length: Option<u64>,
+    /// Differing `Content-Length` values were seen.
+    conflict: Option<()>,
+    close: bool,
+    keep_alive: bool,
+    timeout: Option<Duration>,
+}
+
+impl Scan {
+    fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        match name.len() {
+            17 if is("transfer-encoding") => {
+                let last = value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .rfind(|t| !t.is_empty());
+                match last {
+                    Some(t) => self.te = Some(t.eq_ignore_ascii_case(b"chunked")),
+                    None => {
+                        self.te.get_or_insert(false);
+                    }
+                }
+            }
+            14 if is("content-length") => {
+                for part in value.split(|&b| b == b',') {
+                    let n = parse_length(part.trim_ascii())
+                        .ok_or_else(|| Error::BadContentLength(lossy(value)))?;
+                    if self.length.is_some_and(|l| l != n) {
+                        self.conflict = Some(());
+                    }
+                    self.length = Some(n);
+                }
+            }
+            10 if is("connection") => {
+                for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    self.close |= t.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            10 if is("keep-alive") => {
+                self.timeout = self.timeout.or_else(|| keep_alive_timeout(value));
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -387,9 +434,8 @@ fn parse_length(s: &[u8]) -> Option<u64> {
 }
 
 /// `Keep-Alive: timeout=N[, max=M]`.
-fn keep_alive_timeout(f: &Fields) -> Option<Duration> {
-    f.tokens("keep-alive").find_map(|t| {
-        let t = std::str::from_utf8(t).ok()?;
+fn keep_alive_timeout(value: &[u8]) -> Option<Duration> {
+    std::str::from_utf8(value).ok()?.split(',').find_map(|t| {
         let (k, v) = t.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case("timeout") {
             return None;
@@ -410,8 +456,9 @@ fn head_end(input: &[u8], scanned: &mut usize) -> Option<usize> {
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(input.len());
-    let mut from = (*scanned).max(start);
-    while let Some(p) = memchr::memchr(b'\n', &input[from..]) {
+    let from = (*scanned).max(start);
+    // Each LF: the blank line follows as LF or CRLF.
+    for p in memchr::memchr_iter(b'\n', &input[from..]) {
         let lf = from + p;
         match &input[lf + 1..] {
             [b'\n', ..] => return Some(lf + 2),
@@ -421,7 +468,7 @@ fn head_end(input: &[u8], scanned: &mut usize) -> Option<usize> {
                 *scanned = lf;
                 return None;
             }
-            _ => from = lf + 1,
+            _ => {}
         }
     }
     *scanned = input.len();

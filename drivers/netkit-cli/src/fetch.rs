@@ -207,7 +207,22 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                     }
                 }
                 Event::Head { response, .. } => slots[i].head = Some(response.head),
-                Event::Data { data, .. } => slots[i].body.extend_from_slice(&data),
+                Event::Data { data, .. } => {
+                    let s = &mut slots[i];
+                    if i == current && s.head_written && s.body.is_empty() {
+                        // The URL being written: straight to the output.
+                        out.write_all(&data)?;
+                    } else {
+                        s.body.extend_from_slice(&data);
+                        if i == current {
+                            if let Some(code) = advance(&mut slots, &mut current, &mut *out, &args)?
+                            {
+                                out.flush()?;
+                                return Ok(code);
+                            }
+                        }
+                    }
+                }
                 Event::End { .. } => {
                     slots[i].done = true;
                     in_flight -= 1;

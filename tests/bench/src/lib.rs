@@ -233,3 +233,68 @@ mod tests {
         assert!(proc_rss_kib(std::process::id()).unwrap() > 0);
     }
 }
+
+/// criterion's median (ns) for `group/id` under `dir` (`TARGET/criterion`).
+pub fn criterion_median(dir: &std::path::Path, group: &str, id: &str) -> Option<f64> {
+    let text = fs::read_to_string(dir.join(group).join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+/// `a / b` as `1.23x`, or `-` when either is missing.
+pub fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+/// A child process's cost: wall time, CPU (user + system) and peak RSS.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    /// From spawn to exit.
+    pub wall: Duration,
+    /// User plus system time.
+    pub cpu: Duration,
+    /// Peak resident set, KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Runs `cmd` to its end (killed after `limit`) and measures it with
+/// `wait4`; an error if it fails.
+pub fn run_measured(cmd: &mut std::process::Command, limit: Duration) -> Result<Cost, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = std::time::Instant::now();
+    let child = cmd.spawn().map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            // SAFETY: kill only sends a signal to our own child's pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the status and the zeroed rusage we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::wait4(pid, &mut status, 0, &mut ru);
+        ru
+    };
+    let wall = start.elapsed();
+    let _ = tx.send(());
+    let _ = watchdog.join();
+    // The child was reaped by wait4: forget it without waiting again.
+    std::mem::forget(child);
+    let st = std::process::ExitStatus::from_raw(status);
+    if !st.success() {
+        return Err(format!("{cmd:?} failed: {st}"));
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Cost {
+        wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss as u64,
+    })
+}

@@ -23,7 +23,7 @@
 use std::cell::{Cell, RefCell};
 use std::io::Read as _;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -37,12 +37,12 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RecordType;
 use netkit_bench::proc::{find_bun, target_dir};
-use netkit_bench::self_cpu_time;
+use netkit_bench::{criterion_median, ratio, self_cpu_time};
 use netkit_blocking::EventLoop;
 use netkit_dns::Rtype;
 use netkit_dns::message::{Verdict, encode_query, read_response};
 use netkit_sys::resolve::{DnsSettings, HostsFile, Resolver};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// How long one lookup may take before the run is declared broken.
 const LOOKUP_LIMIT: Duration = Duration::from_secs(10);
@@ -590,21 +590,6 @@ fn per_process(progs: &mut [Program], runs: usize) -> Vec<Vec<f64>> {
         t.sort_by(f64::total_cmp);
     }
     times
-}
-
-/// criterion's median (ns) for `group/id` under the target directory.
-fn criterion_median(dir: &Path, group: &str, id: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(dir.join(group).join(id).join("new/estimates.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
-fn ratio(a: f64, b: f64) -> String {
-    if a.is_finite() && b.is_finite() && b > 0.0 {
-        format!("{:.2}x", a / b)
-    } else {
-        "-".into()
-    }
 }
 
 fn run(args: &Args) -> Result<(), String> {
