@@ -200,3 +200,45 @@ fn a_stale_connection_is_retried_on_smol_too() {
     });
     assert_eq!(s.accepted(), 2);
 }
+
+/// The embedding proof: the sans-IO client over tokio's `TcpStream`
+/// (tests/examples/tokio_fetch.rs, under 150 lines), built with the tests.
+#[test]
+fn the_client_runs_on_tokio() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let exe = netkit_tests::target_dir().join("debug/examples/tokio_fetch");
+    let exe = if exe.exists() {
+        exe
+    } else {
+        let st = std::process::Command::new(env!("CARGO"))
+            .current_dir(netkit_tests::workspace_root())
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "netkit-tests",
+                "--example",
+                "tokio_fetch",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        exe
+    };
+    let out = std::process::Command::new(&exe)
+        .arg(format!("http://{}/hello", ng.http))
+        .arg(format!("http://{}/redirect", ng.http))
+        .arg(format!("http://{}/big.txt", ng.http))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut want = b"hello\nsmall\n".to_vec();
+    want.extend(text_file(8 << 20));
+    assert_eq!(out.stdout.len(), want.len());
+    assert!(out.stdout == want, "the bodies differ");
+}
