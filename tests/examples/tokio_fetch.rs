@@ -11,7 +11,6 @@ use netkit_fetch::{Action, Client, ClientConfig, ConnId, Event, Request, Target,
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// What a connection's task reports.
 enum Io {
     Connected(ConnId),
     Data(ConnId, Vec<u8>),
@@ -28,25 +27,15 @@ fn spawn_conn(
 ) -> mpsc::UnboundedSender<Vec<u8>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
-        let (host, port) = match target {
-            Target::Tcp { host, port } => (host, port),
-            Target::Unix { path } => {
-                let _ = io.send(Io::Failed(
-                    conn,
-                    "EINVAL".into(),
-                    format!("no Unix sockets here: {path}"),
-                ));
-                return;
-            }
+        // TCP only here (a Unix target would use tokio's UnixStream alike).
+        let Target::Tcp { host, port } = target else {
+            return;
         };
         let s = match tokio::net::TcpStream::connect((host.as_str(), port)).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = io.send(Io::Failed(
-                    conn,
-                    "ECONNREFUSED".into(),
-                    format!("connect {host}:{port}: {e}"),
-                ));
+                let msg = format!("connect {host}:{port}: {e}");
+                let _ = io.send(Io::Failed(conn, "ECONNREFUSED".into(), msg));
                 return;
             }
         };
