@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: a netkit echo server and clients talking on loopback, over
-//! TCP and then TLS.
+//! TCP and then TLS and Unix sockets; DNS against a local server; and `netkit
+//! fetch` against nginx and tinyproxy.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -90,7 +91,8 @@ pub(crate) fn run() -> Result {
     demo_tls(&netkit)?;
     demo_unix(&netkit)?;
     demo_dns(&netkit)?;
-    println!("(fetch, DNS and UDP join this demo as their issues land.)");
+    demo_fetch(&netkit)?;
+    println!("(UDP joins this demo as its issue lands.)");
     Ok(())
 }
 
@@ -268,6 +270,30 @@ fn demo_dns(netkit: &Path) -> Result {
         .map_err(|e| e.to_string())?;
     if !st.success() {
         return Err("netkit-dns-demo failed".into());
+    }
+    Ok(())
+}
+
+/// fetch: nginx and tinyproxy on loopback, `netkit fetch` against them.
+fn demo_fetch(netkit: &Path) -> Result {
+    println!("== fetch: netkit fetch against nginx (HTTP, HTTPS, a Unix socket) and tinyproxy");
+    step(
+        "build the fetch demo",
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "netkit-tests",
+            "--bin",
+            "netkit-fetch-demo",
+        ],
+    )?;
+    let st = Command::new(target_dir()?.join("debug/netkit-fetch-demo"))
+        .arg(netkit)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !st.success() {
+        return Err("netkit-fetch-demo failed".into());
     }
     Ok(())
 }
