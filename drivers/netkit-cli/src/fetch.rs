@@ -108,6 +108,69 @@ fn max_connections() -> usize {
         .map_or(256, |n| n.min(65_535))
 }
 
+/// Downloads over this size show a progress bar when stderr is a terminal.
+const PROGRESS_OVER: u64 = 1 << 20;
+
+/// A progress bar for one download, shown once it passes 1 MiB (or at once
+/// when `Content-Length` says it will), only when stderr is a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    got: u64,
+    total: Option<u64>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Self {
+            bar: None,
+            got: 0,
+            total: None,
+            enabled,
+        }
+    }
+
+    fn head(&mut self, head: &Head) {
+        self.got = 0;
+        self.total = head
+            .headers()
+            .get_str("content-length")
+            .and_then(|v| v.trim().parse().ok());
+    }
+
+    fn data(&mut self, n: usize) {
+        self.got += n as u64;
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() && self.total.unwrap_or(self.got).max(self.got) > PROGRESS_OVER {
+            let bar = match self.total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            let template = if self.total.is_some() {
+                "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}"
+            } else {
+                "{spinner} {bytes} {bytes_per_sec}"
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            self.bar = Some(bar);
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(self.got);
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
 /// One URL's progress toward the output.
 #[derive(Default)]
 struct Slot {
@@ -186,6 +249,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let mut slots: Vec<Slot> = requests.iter().map(|_| Slot::default()).collect();
     let mut pending = requests.into_iter().enumerate();
     let (mut in_flight, mut current) = (0usize, 0usize);
+    let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = loop {
         while in_flight < args.parallel as usize {
             let Some((i, r)) = pending.next() else {
@@ -206,8 +270,16 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                         eprintln!("{kind} {line}");
                     }
                 }
-                Event::Head { response, .. } => slots[i].head = Some(response.head),
+                Event::Head { response, .. } => {
+                    if args.parallel == 1 {
+                        progress.head(&response.head);
+                    }
+                    slots[i].head = Some(response.head);
+                }
                 Event::Data { data, .. } => {
+                    if args.parallel == 1 {
+                        progress.data(data.len());
+                    }
                     let s = &mut slots[i];
                     if i == current && s.head_written && s.body.is_empty() {
                         // The URL being written: straight to the output.
@@ -224,10 +296,12 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                     }
                 }
                 Event::End { .. } => {
+                    progress.end();
                     slots[i].done = true;
                     in_flight -= 1;
                 }
                 Event::Failed { error, .. } => {
+                    progress.end();
                     advance(&mut slots, &mut current, &mut *out, &args)?;
                     out.flush()?;
                     return Err(Failure(error.to_string()));
