@@ -242,3 +242,20 @@ fn the_client_runs_on_tokio() {
     assert_eq!(out.stdout.len(), want.len());
     assert!(out.stdout == want, "the bodies differ");
 }
+
+#[test]
+fn the_plain_blocking_fetch_for_scripts() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let r =
+        netkit_blocking::fetch::fetch(config(&pki), get(&format!("http://{}/redirect", ng.http)))
+            .unwrap();
+    assert_eq!((r.status(), r.text().as_str()), (200, "small\n"));
+    assert!(r.url.path().ends_with("/small.txt"));
+    let e = netkit_blocking::fetch::fetch(
+        config(&pki),
+        get(&format!("http://127.0.0.1:{}/", netkit_tests::free_port())),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), "ECONNREFUSED");
+}

@@ -277,3 +277,67 @@ impl EventLoop {
         .unwrap_or_default()
     }
 }
+
+/// A response read whole (see [`fetch`]).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The URL that answered (after redirects).
+    pub url: netkit_fetch::Url,
+    /// Status line and headers as received.
+    pub head: netkit_fetch::Head,
+    /// The body, decoded.
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.head.status()
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Fetches `request` on a loop of its own and returns the whole response:
+/// the plain blocking call for scripts. Code on a loop uses
+/// [`EventLoop::fetch`] instead, which streams.
+pub fn fetch(config: ClientConfig, request: Request) -> Result<Fetched, netkit_fetch::Error> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let io = |e: io::Error| netkit_fetch::Error::Io {
+        code: "EIO".into(),
+        message: e.to_string(),
+    };
+    let mut lp = EventLoop::new().map_err(io)?;
+    let client = lp.http_client(config).map_err(io)?;
+    type Outcome = Option<Result<Fetched, netkit_fetch::Error>>;
+    let out: Rc<RefCell<Outcome>> = Rc::default();
+    let mut partial: Option<Fetched> = None;
+    let o = out.clone();
+    lp.fetch(client, request, move |e| match e {
+        Event::Head { response, .. } => {
+            partial = Some(Fetched {
+                url: response.url,
+                head: response.head,
+                body: Vec::new(),
+            });
+        }
+        Event::Data { data, .. } => {
+            if let Some(p) = partial.as_mut() {
+                p.body.extend_from_slice(&data);
+            }
+        }
+        Event::End { .. } => *o.borrow_mut() = partial.take().map(Ok),
+        Event::Failed { error, .. } => *o.borrow_mut() = Some(Err(error)),
+        Event::Trace { .. } => {}
+    })?;
+    while out.borrow().is_none() {
+        lp.turn(None).map_err(io)?;
+    }
+    out.take().unwrap_or(Err(netkit_fetch::Error::Cancelled))
+}
