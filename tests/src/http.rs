@@ -251,6 +251,17 @@ impl RawServer {
         }
     }
 
+    /// A keep-alive server whose first connection answers once, then closes
+    /// at the next request without a byte (a server that dropped an idle
+    /// connection); later connections answer `ok2`.
+    pub fn stale_after_one() -> Self {
+        Self::start(|conn, req| match (conn, req) {
+            (0, 0) => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+            (0, _) => Reply::Close(Vec::new()),
+            _ => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2".to_vec()),
+        })
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)

@@ -11,7 +11,7 @@ use futures_lite::{AsyncReadExt, future};
 use netkit_blocking::EventLoop;
 use netkit_fetch::{ClientConfig, Event, Request, Url};
 use netkit_smol::Runtime;
-use netkit_tests::http::{Nginx, RawServer, Reply, text_file};
+use netkit_tests::http::{Nginx, RawServer, text_file};
 use netkit_tests::pki::Pki;
 use netkit_tls::{ClientOptions, Pem};
 
@@ -174,11 +174,7 @@ fn dropping_a_response_mid_body_releases_its_connection() {
 
 #[test]
 fn a_stale_connection_is_retried_on_smol_too() {
-    let s = RawServer::start(|conn, req| match (conn, req) {
-        (0, 0) => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
-        (0, _) => Reply::Close(Vec::new()),
-        _ => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2".to_vec()),
-    });
+    let s = RawServer::stale_after_one();
     let pki = Pki::new();
     let client = Runtime::new().http_client(config(&pki));
     smol::block_on(async {

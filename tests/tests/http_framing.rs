@@ -253,11 +253,7 @@ fn http10_closes_unless_keep_alive() {
 fn a_stale_keep_alive_connection_is_retried_on_a_new_one() {
     // Connection 0 answers once, then closes at the second request without
     // a byte (the server dropped its idle connection): the client retries.
-    let s = RawServer::start(|conn, req| match (conn, req) {
-        (0, 0) => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
-        (0, _) => Reply::Close(Vec::new()),
-        _ => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2".to_vec()),
-    });
+    let s = RawServer::stale_after_one();
     let (code, out, err) = fetch(&["-v", &s.url("/1"), &s.url("/2")]);
     assert_eq!((code, out.as_slice()), (0, &b"okok2"[..]), "{err}");
     assert!(err.contains("retrying on a new one"), "{err}");
@@ -266,11 +262,7 @@ fn a_stale_keep_alive_connection_is_retried_on_a_new_one() {
 
 #[test]
 fn a_post_is_not_retried_on_a_stale_connection() {
-    let s = RawServer::start(|conn, req| match (conn, req) {
-        (0, 0) => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
-        (0, _) => Reply::Close(Vec::new()),
-        _ => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2".to_vec()),
-    });
+    let s = RawServer::stale_after_one();
     let (code, out, err) = fetch(&["-d", "x", &s.url("/1"), &s.url("/2")]);
     assert_eq!(code, 1);
     assert_eq!(out, b"ok", "the first body stays written");

@@ -74,6 +74,23 @@ impl From<netkit_tls::Error> for Error {
     }
 }
 
+impl From<&netkit_tls::SocketError> for Error {
+    /// A transport failure as the drivers report it (`ECONNREFUSED: connect
+    /// 127.0.0.1:9`), keeping node's errno name and the detail.
+    fn from(e: &netkit_tls::SocketError) -> Self {
+        match e {
+            netkit_tls::SocketError::Os { code, message, .. } => Self::Io {
+                code: (*code).to_owned(),
+                message: message.clone(),
+            },
+            other => Self::Io {
+                code: other.code().to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
 impl Error {
     /// The stable kind the CLI and tests key on: the errno name, or `tls`,
     /// `http`, `proxy`.

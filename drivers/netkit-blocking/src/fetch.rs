@@ -35,19 +35,6 @@ pub(crate) struct FetchHandler {
     drained: Vec<ConnId>,
 }
 
-fn io_error(e: &Error) -> netkit_fetch::Error {
-    match e {
-        Error::Os { code, message, .. } => netkit_fetch::Error::Io {
-            code: (*code).to_owned(),
-            message: message.clone(),
-        },
-        other => netkit_fetch::Error::Io {
-            code: other.code().to_owned(),
-            message: other.to_string(),
-        },
-    }
-}
-
 impl Handler for FetchHandler {
     type Data = ConnId;
 
@@ -73,7 +60,9 @@ impl Handler for FetchHandler {
         let id = *s.data();
         self.slots.remove(&id);
         match error {
-            Some(e) => self.client.handle_error(s.now(), id, io_error(e)),
+            Some(e) => self
+                .client
+                .handle_error(s.now(), id, netkit_fetch::Error::from(e)),
             None => self.client.handle_eof(s.now(), id),
         }
     }
@@ -81,7 +70,8 @@ impl Handler for FetchHandler {
     fn connect_error(&mut self, s: &mut Socket<'_, ConnId>, error: &Error) {
         let id = *s.data();
         self.slots.remove(&id);
-        self.client.handle_error(s.now(), id, io_error(error));
+        self.client
+            .handle_error(s.now(), id, netkit_fetch::Error::from(error));
     }
 }
 

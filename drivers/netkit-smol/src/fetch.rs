@@ -54,19 +54,6 @@ fn lock(s: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn io_error(e: &Error) -> netkit_fetch::Error {
-    match e {
-        Error::Os { code, message, .. } => netkit_fetch::Error::Io {
-            code: (*code).to_owned(),
-            message: message.clone(),
-        },
-        other => netkit_fetch::Error::Io {
-            code: other.code().to_owned(),
-            message: other.to_string(),
-        },
-    }
-}
-
 impl HttpClient {
     /// A client on `runtime` (whose resolver it uses).
     #[must_use]
@@ -172,6 +159,15 @@ impl HttpClient {
         let _ = s.tick.try_send(());
     }
 
+    /// `conn`'s transport failed: the machine forgets it.
+    fn transport_failed(&self, conn: ConnId, e: &Error) {
+        let mut s = lock(&self.shared);
+        s.conns.remove(&conn);
+        s.client
+            .handle_error(Instant::now(), conn, netkit_fetch::Error::from(e));
+        self.carry_out(&mut s);
+    }
+
     /// One connection's task.
     async fn run_conn(&self, conn: ConnId, target: Target, cmds: async_channel::Receiver<Cmd>) {
         let opts = match target {
@@ -187,10 +183,7 @@ impl HttpClient {
                 sock
             }
             Err(e) => {
-                let mut s = lock(&self.shared);
-                s.conns.remove(&conn);
-                s.client.handle_error(Instant::now(), conn, io_error(&e));
-                self.carry_out(&mut s);
+                self.transport_failed(conn, &e);
                 return;
             }
         };
@@ -225,11 +218,7 @@ impl HttpClient {
                     }
                 }
                 Step::Read(Err(e)) => {
-                    let mut s = lock(&self.shared);
-                    s.conns.remove(&conn);
-                    let err = netkit_sys::os_error(&e, "read");
-                    s.client.handle_error(Instant::now(), conn, io_error(&err));
-                    self.carry_out(&mut s);
+                    self.transport_failed(conn, &netkit_sys::os_error(&e, "read"));
                     return;
                 }
                 Step::Cmd(Some(Cmd::Send)) => {
@@ -240,11 +229,7 @@ impl HttpClient {
                         s.client.handle_sent(conn, out.len());
                     }
                     if let Err(e) = write_all(&sock, &out).await {
-                        let mut s = lock(&self.shared);
-                        s.conns.remove(&conn);
-                        let err = netkit_sys::os_error(&e, "write");
-                        s.client.handle_error(Instant::now(), conn, io_error(&err));
-                        self.carry_out(&mut s);
+                        self.transport_failed(conn, &netkit_sys::os_error(&e, "write"));
                         return;
                     }
                 }

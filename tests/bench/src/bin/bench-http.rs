@@ -248,6 +248,30 @@ struct Row {
     note: String,
 }
 
+/// `rounds` runs of `once`: the median, or the first failure.
+fn rounds_of(name: &str, rounds: usize, mut once: impl FnMut() -> Result<Cost, String>) -> Row {
+    let mut costs = Vec::new();
+    for _ in 0..rounds {
+        match once() {
+            Ok(c) => costs.push(c),
+            Err(note) => {
+                return Row {
+                    name: name.into(),
+                    cost: None,
+                    conns: None,
+                    note,
+                };
+            }
+        }
+    }
+    Row {
+        name: name.into(),
+        cost: median_cost(costs),
+        conns: None,
+        note: String::new(),
+    }
+}
+
 fn median_cost(mut costs: Vec<Cost>) -> Option<Cost> {
     costs.sort_by_key(|c| c.wall);
     costs.get(costs.len() / 2).copied()
@@ -418,23 +442,7 @@ fn run(args: &Args) -> Result<(), String> {
             cands.push(("bun", c));
         }
         for (name, cmd) in cands {
-            let mut costs = Vec::new();
-            let mut note = String::new();
-            for _ in 0..rounds {
-                match run_peak(&cmd, &work) {
-                    Ok(c) => costs.push(c),
-                    Err(e) => {
-                        note = e;
-                        break;
-                    }
-                }
-            }
-            rows.push(Row {
-                name: name.into(),
-                cost: median_cost(costs),
-                conns: None,
-                note,
-            });
+            rows.push(rounds_of(name, rounds, || run_peak(&cmd, &work)));
         }
         report.insert(format!("bulk_{scheme}"), print_bulk(&rows, bulk_mib));
     }
@@ -467,23 +475,7 @@ fn run(args: &Args) -> Result<(), String> {
     cands.push(("reqwest", c));
     for (name, mut cmd) in cands {
         cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
-        let mut costs = Vec::new();
-        let mut note = String::new();
-        for _ in 0..rounds {
-            match run_measured(&mut cmd, LIMIT) {
-                Ok(c) => costs.push(c),
-                Err(e) => {
-                    note = e;
-                    break;
-                }
-            }
-        }
-        rows.push(Row {
-            name: name.into(),
-            cost: median_cost(costs),
-            conns: None,
-            note,
-        });
+        rows.push(rounds_of(name, rounds, || run_measured(&mut cmd, LIMIT)));
     }
     report.insert("connect_tunnels".into(), print_requests(&rows, n_tunnels));
 
