@@ -255,3 +255,40 @@ fn the_plain_blocking_fetch_for_scripts() {
     .unwrap_err();
     assert_eq!(e.kind(), "ECONNREFUSED");
 }
+
+#[test]
+fn a_blocking_body_streams_through_read() {
+    use std::io::Read;
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let mut r =
+        netkit_blocking::fetch::open(config(&pki), get(&format!("http://{}/big.txt", ng.http)))
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut buf = vec![0u8; 100_000];
+    let mut got = Vec::new();
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.len(), 8 << 20);
+    assert!(got == text_file(8 << 20));
+    // A truncated body is a read error, never a short body.
+    let s = RawServer::start(|_, _| {
+        netkit_tests::http::Reply::Close(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello".to_vec(),
+        )
+    });
+    let mut r = netkit_blocking::fetch::open(config(&pki), get(&s.url("/"))).unwrap();
+    let mut all = Vec::new();
+    let e = r.read_to_end(&mut all).unwrap_err();
+    assert!(e.to_string().contains("got 5 of 100"), "{e}");
+    let e = netkit_blocking::fetch::fetch(config(&pki), get(&s.url("/"))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "http: response truncated: got 5 of 100 body bytes"
+    );
+}

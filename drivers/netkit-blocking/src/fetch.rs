@@ -294,40 +294,137 @@ impl Fetched {
 }
 
 /// Fetches `request` on a loop of its own and returns the whole response:
-/// the plain blocking call for scripts. Code on a loop uses
-/// [`EventLoop::fetch`] instead, which streams.
+/// the plain blocking call for scripts. [`open`] streams the body instead;
+/// code on a loop uses [`EventLoop::fetch`].
 pub fn fetch(config: ClientConfig, request: Request) -> Result<Fetched, netkit_fetch::Error> {
-    use std::cell::RefCell;
-    use std::rc::Rc;
+    let mut s = open(config, request)?;
+    let mut body = Vec::new();
+    io::Read::read_to_end(&mut s, &mut body).map_err(|e| {
+        match e.downcast::<netkit_fetch::Error>() {
+            Ok(fe) => fe,
+            Err(e) => netkit_fetch::Error::Io {
+                code: "EIO".into(),
+                message: e.to_string(),
+            },
+        }
+    })?;
+    Ok(Fetched {
+        url: s.url,
+        head: s.head,
+        body,
+    })
+}
+
+/// A response whose body is read as it arrives (see [`open`]): a loop of
+/// its own runs inside `read`, so a large body never sits in memory whole.
+pub struct Streaming {
+    lp: EventLoop,
+    queue: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<Event>>>,
+    url: netkit_fetch::Url,
+    head: netkit_fetch::Head,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for Streaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming")
+            .field("status", &self.head.status())
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Streaming {
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.head.status()
+    }
+
+    /// Status line and headers as received.
+    #[must_use]
+    pub fn head(&self) -> &netkit_fetch::Head {
+        &self.head
+    }
+
+    /// The URL that answered (after redirects).
+    #[must_use]
+    pub fn url(&self) -> &netkit_fetch::Url {
+        &self.url
+    }
+
+    /// The next event of the request, running the loop until there is one.
+    fn next_event(&mut self) -> io::Result<Option<Event>> {
+        loop {
+            if let Some(e) = self.queue.borrow_mut().pop_front() {
+                return Ok(Some(e));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.lp.turn(None)?;
+        }
+    }
+}
+
+impl io::Read for Streaming {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.next_event()? {
+                Some(Event::Data { data, .. }) => {
+                    self.buf = data;
+                    self.pos = 0;
+                }
+                Some(Event::End { .. }) | None => {
+                    self.done = true;
+                    return Ok(0);
+                }
+                Some(Event::Failed { error, .. }) => {
+                    self.done = true;
+                    return Err(io::Error::other(error));
+                }
+                Some(_) => {}
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Sends `request` on a loop of its own and returns once the response head
+/// is in; the body is read from the result (`io::Read`), as it arrives.
+pub fn open(config: ClientConfig, request: Request) -> Result<Streaming, netkit_fetch::Error> {
     let io = |e: io::Error| netkit_fetch::Error::Io {
         code: "EIO".into(),
         message: e.to_string(),
     };
     let mut lp = EventLoop::new().map_err(io)?;
     let client = lp.http_client(config).map_err(io)?;
-    type Outcome = Option<Result<Fetched, netkit_fetch::Error>>;
-    let out: Rc<RefCell<Outcome>> = Rc::default();
-    let mut partial: Option<Fetched> = None;
-    let o = out.clone();
-    lp.fetch(client, request, move |e| match e {
-        Event::Head { response, .. } => {
-            partial = Some(Fetched {
-                url: response.url,
-                head: response.head,
-                body: Vec::new(),
-            });
-        }
-        Event::Data { data, .. } => {
-            if let Some(p) = partial.as_mut() {
-                p.body.extend_from_slice(&data);
+    let queue: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<Event>>> =
+        std::rc::Rc::default();
+    let q = queue.clone();
+    lp.fetch(client, request, move |e| q.borrow_mut().push_back(e))?;
+    loop {
+        let ev = queue.borrow_mut().pop_front();
+        match ev {
+            Some(Event::Head { response, .. }) => {
+                return Ok(Streaming {
+                    lp,
+                    queue,
+                    url: response.url,
+                    head: response.head,
+                    buf: Vec::new(),
+                    pos: 0,
+                    done: false,
+                });
             }
+            Some(Event::Failed { error, .. }) => return Err(error),
+            Some(_) => {}
+            None => lp.turn(None).map_err(io)?,
         }
-        Event::End { .. } => *o.borrow_mut() = partial.take().map(Ok),
-        Event::Failed { error, .. } => *o.borrow_mut() = Some(Err(error)),
-        Event::Trace { .. } => {}
-    })?;
-    while out.borrow().is_none() {
-        lp.turn(None).map_err(io)?;
     }
-    out.take().unwrap_or(Err(netkit_fetch::Error::Cancelled))
 }
