@@ -292,3 +292,33 @@ fn a_blocking_body_streams_through_read() {
         "http: response truncated: got 5 of 100 body bytes"
     );
 }
+
+#[test]
+fn json_bodies_on_both_drivers() {
+    let s = RawServer::start(|_, _| {
+        netkit_tests::http::Reply::Keep(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n{\"a\":[1,2],\"b\":\"three\"}\n"
+                .to_vec(),
+        )
+    });
+    let pki = Pki::new();
+    let want = serde_json::json!({"a": [1, 2], "b": "three"});
+    let r = netkit_blocking::fetch::fetch(config(&pki), get(&s.url("/"))).unwrap();
+    assert_eq!(r.json::<serde_json::Value>().unwrap(), want);
+    let client = Runtime::new().http_client(config(&pki));
+    let v: serde_json::Value = smol::block_on(async {
+        client
+            .fetch(get(&s.url("/")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(v, want);
+    let e = r.json::<Vec<u8>>().unwrap_err();
+    assert!(
+        e.to_string().starts_with("http: invalid JSON body: "),
+        "{e}"
+    );
+}

@@ -62,6 +62,9 @@ pub enum Error {
     /// The request was cancelled.
     #[error("ECANCELED: request cancelled")]
     Cancelled,
+    /// A body that is not the JSON asked for (`json()` in the drivers).
+    #[error("http: invalid JSON body: {0}")]
+    Json(String),
 }
 
 fn fmt_secs(d: Duration) -> String {
@@ -99,7 +102,11 @@ impl Error {
         match self {
             Self::Io { code, .. } => code,
             Self::Tls(_) => "tls",
-            Self::Http(_) | Self::Decode(_) | Self::Url(_) | Self::TooManyRedirects(_) => "http",
+            Self::Http(_)
+            | Self::Decode(_)
+            | Self::Url(_)
+            | Self::TooManyRedirects(_)
+            | Self::Json(_) => "http",
             Self::Proxy(_) => "proxy",
             Self::Timeout(_) => "ETIMEDOUT",
             Self::Cancelled => "ECANCELED",

@@ -291,6 +291,12 @@ impl Fetched {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The body as JSON (feature `serde`).
+    #[cfg(feature = "serde")]
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, netkit_fetch::Error> {
+        serde_json::from_slice(&self.body).map_err(|e| netkit_fetch::Error::Json(e.to_string()))
+    }
 }
 
 /// Fetches `request` on a loop of its own and returns the whole response:

@@ -417,6 +417,13 @@ impl Response {
         Ok(all)
     }
 
+    /// The whole body as JSON (feature `serde`), as `Response.json()`.
+    #[cfg(feature = "serde")]
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, netkit_fetch::Error> {
+        let b = self.bytes().await?;
+        serde_json::from_slice(&b).map_err(|e| netkit_fetch::Error::Json(e.to_string()))
+    }
+
     /// The whole body as text (invalid UTF-8 replaced, as `Response.text()`).
     pub async fn text(self) -> Result<String, netkit_fetch::Error> {
         Ok(String::from_utf8_lossy(&self.bytes().await?).into_owned())
