@@ -240,7 +240,13 @@ struct Req {
     /// The response being read is a redirect to follow: its body is dropped.
     follow: Option<Request>,
     decoder: Option<Decoder>,
+    /// `Expect: 100-continue`: the body, held until the server's 100 (or
+    /// [`CONTINUE_WAIT`] without an answer).
+    held_body: Option<(ConnId, Vec<u8>, Instant)>,
 }
+
+/// How long a body waits for `100 Continue` before it is sent anyway (curl's 1 s).
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Conn {
@@ -259,6 +265,8 @@ struct Conn {
     trace: Vec<String>,
     /// The current response's trailers, until its end.
     trailers: Option<Fields>,
+    /// The exchange left the connection unusable (a held body never sent).
+    no_reuse: bool,
 }
 
 /// The client machine. See the [crate docs](crate).
@@ -344,6 +352,7 @@ impl Client {
                 conn: None,
                 follow: None,
                 decoder: None,
+                held_body: None,
             },
         );
         self.queue.push_back(id);
@@ -417,7 +426,11 @@ impl Client {
     /// When [`handle_timeout`](Self::handle_timeout) is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let reqs = self.reqs.values().filter_map(|r| r.deadline);
+        let reqs = self.reqs.values().flat_map(|r| {
+            [r.deadline, r.held_body.as_ref().map(|(_, _, at)| *at)]
+                .into_iter()
+                .flatten()
+        });
         let idle = self.conns.values().filter_map(|c| c.idle_until);
         reqs.chain(idle).min()
     }
@@ -434,6 +447,15 @@ impl Client {
         for id in late {
             let t = self.reqs[&id].request.timeout.unwrap_or_default();
             self.fail(id, Error::Timeout(t));
+        }
+        let due: Vec<ReqId> = self
+            .reqs
+            .iter()
+            .filter(|(_, r)| r.held_body.as_ref().is_some_and(|(_, _, at)| *at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.send_held_body(id);
         }
         let idle: Vec<ConnId> = self
             .conns
@@ -613,6 +635,7 @@ impl Client {
             r.conn = None;
             r.decoder = None;
             r.follow = None;
+            r.held_body = None;
             self.trace(
                 req,
                 '*',
@@ -807,6 +830,7 @@ impl Client {
                 send_queued: false,
                 trace,
                 trailers: None,
+                no_reuse: false,
             },
         );
         self.opened += 1;
@@ -827,6 +851,16 @@ impl Client {
                 return;
             }
         };
+        let expect = !body.is_empty()
+            && r.request.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("expect") && v.eq_ignore_ascii_case(b"100-continue")
+            });
+        let body = if expect {
+            r.held_body = Some((conn, body, now + CONTINUE_WAIT));
+            Vec::new()
+        } else {
+            body
+        };
         let verbose = r.request.verbose;
         let kind = match r.request.method.as_str() {
             "HEAD" => RequestKind::Head,
@@ -846,7 +880,6 @@ impl Client {
         c.idle_until = None;
         c.http = Some(ResponseDecoder::new(kind, limits));
         c.app.clear();
-        let _ = now;
         let w = c.stack.write(&head).and_then(|()| c.stack.write(&body));
         self.flush_trace(conn);
         if verbose {
@@ -857,6 +890,21 @@ impl Client {
             self.trace(req, '>', String::new());
         }
         if let Err(e) = w {
+            self.conn_failed(conn, e);
+            return;
+        }
+        self.queue_send(conn);
+    }
+
+    /// Sends the body `req` held for `100 Continue`.
+    fn send_held_body(&mut self, req: ReqId) {
+        let Some((conn, body, _)) = self.reqs.get_mut(&req).and_then(|r| r.held_body.take()) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Err(e) = c.stack.write(&body) {
             self.conn_failed(conn, e);
             return;
         }
@@ -899,7 +947,12 @@ impl Client {
                 return pos;
             };
             match ev {
-                H1::Informational(h) => self.trace_head(req, &h),
+                H1::Informational(h) => {
+                    self.trace_head(req, &h);
+                    if h.status() == 100 {
+                        self.send_held_body(req);
+                    }
+                }
                 H1::Head(h) => {
                     self.trace_head(req, &h);
                     if let Err(e) = self.response_head(req, h) {
@@ -949,6 +1002,17 @@ impl Client {
     /// The final head: a redirect to follow, a forward proxy's 407, or the
     /// response to deliver.
     fn response_head(&mut self, req: ReqId, head: Head) -> Result<(), Error> {
+        let Some(r) = self.reqs.get_mut(&req) else {
+            return Ok(());
+        };
+        // A final answer before the held body went out: the body is never
+        // sent, and the connection cannot carry another request (the server
+        // may still expect the body's bytes).
+        if let Some((conn, _, _)) = r.held_body.take() {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.no_reuse = true;
+            }
+        }
         let Some(r) = self.reqs.get_mut(&req) else {
             return Ok(());
         };
@@ -1018,6 +1082,7 @@ impl Client {
         let reuse = self
             .conns
             .get(&conn)
+            .filter(|c| !c.no_reuse)
             .and_then(|c| c.http.as_ref())
             .and_then(ResponseDecoder::reuse);
         match reuse {

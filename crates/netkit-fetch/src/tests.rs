@@ -575,3 +575,56 @@ fn truncated_and_gzip_bodies() {
         ]
     );
 }
+
+fn expecting(body: &[u8]) -> Request {
+    let mut r = Request::new("PUT", Url::parse("http://x/up").unwrap());
+    r.headers.push(("Expect".into(), b"100-continue".to_vec()));
+    r.body = Some(body.to_vec());
+    r
+}
+
+#[test]
+fn expect_continue_holds_the_body_until_100() {
+    let mut h = H::new();
+    let r = h.send(expecting(b"payload"));
+    let c = h.connect_all()[0];
+    let head = h.sent(c);
+    assert!(
+        head.contains("Expect: 100-continue\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("payload"));
+    h.reply(c, b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(h.sent(c), "payload");
+    h.reply(c, OK);
+    assert_eq!(h.events(), ok_events(r));
+    assert_eq!(h.c.connections(), 1, "the connection is pooled");
+}
+
+#[test]
+fn expect_continue_sends_the_body_after_a_second_of_silence() {
+    let mut h = H::new();
+    h.send(expecting(b"payload"));
+    let c = h.connect_all()[0];
+    h.sent(c);
+    assert_eq!(h.c.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+    h.now += Duration::from_secs(1);
+    h.c.handle_timeout(h.now);
+    assert!(h.actions().contains(&Action::Send { conn: c }));
+    assert_eq!(h.sent(c), "payload");
+}
+
+#[test]
+fn a_final_answer_before_100_drops_the_body_and_the_connection() {
+    let mut h = H::new();
+    let r = h.send(expecting(b"payload"));
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.reply(
+        c,
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(h.events(), [(r, Ev::Head(413)), (r, Ev::End)]);
+    assert!(h.actions().contains(&Action::Close { conn: c }));
+    assert_eq!(h.c.transmit(c), b"", "the body never went out");
+}
