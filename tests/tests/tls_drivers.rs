@@ -256,7 +256,51 @@ fn a_bad_record_leaves_no_descriptor_open(d: Driver) {
     assert_eq!(fds(), baseline, "{which}: descriptors left open");
 }
 
+/// A handshake that fails while the client's later bytes still wait unread
+/// in the server's receive queue: the client still reads the server's alert,
+/// then a clean EOF. (Closing a socket with unread bytes sends a reset, and a
+/// reset destroys what the peer has not read yet: the alert was lost under
+/// load. The server now sends the alert and its FIN, then reads and
+/// discards until the client's EOF before it closes.)
+fn the_alert_survives_bytes_the_server_never_read(d: Driver) {
+    let s = setup();
+    let srv = tls_server(d, &s, None);
+    let mut c = TcpStream::connect(srv.addr()).unwrap();
+    c.set_read_timeout(Some(LIMIT)).unwrap();
+    // A handshake record a server must refuse (a ServerHello), then 200 KB
+    // more: more than the server reads before the failure, less than the
+    // close will discard.
+    let mut bytes = vec![0x16, 0x03, 0x03, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00];
+    bytes.resize(bytes.len() + 200 * 1024, 0x17);
+    let mut w = c.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+        // Our EOF ends the server's lingering read.
+        let _ = w.shutdown(Shutdown::Write);
+    });
+    assert!(srv.wait(LIMIT, |s| s.live() == 0), "{:?}", srv.events());
+    // The server has closed its side; what it sent must still be readable.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut got = Vec::new();
+    let r = c.read_to_end(&mut got);
+    writer.join().unwrap();
+    assert!(r.is_ok(), "{d:?}: {r:?} after {got:02x?}");
+    assert_eq!(
+        got.first(),
+        Some(&0x15),
+        "{d:?}: an alert record: {got:02x?}"
+    );
+    assert!(
+        srv.events()
+            .iter()
+            .any(|(_, e)| e.starts_with("connect_error")),
+        "{:?}",
+        srv.events()
+    );
+}
+
 netkit_tests::both_drivers!(
+    the_alert_survives_bytes_the_server_never_read,
     a_bad_record_leaves_no_descriptor_open,
     a_bad_record_after_valid_data_closes_the_connection,
     echo_and_clean_close,

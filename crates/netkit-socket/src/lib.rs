@@ -46,6 +46,7 @@
 pub mod accept;
 pub mod connect;
 mod error;
+pub mod linger;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

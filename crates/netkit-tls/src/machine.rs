@@ -175,6 +175,19 @@ impl Machine {
         }
     }
 
+    /// How a closed connection ends: `None` to close the transport now,
+    /// or a [`Linger`] when it owes its peer [`parting_bytes`](Self::parting_bytes)
+    /// (sent, then FIN, then the peer's late bytes read and discarded until
+    /// its EOF or a deadline), so that a reset cannot destroy the alert
+    /// before the peer reads it.
+    ///
+    /// [`Linger`]: netkit_socket::linger::Linger
+    #[must_use]
+    pub fn linger(&self, now: Instant) -> Option<netkit_socket::linger::Linger> {
+        let parting = self.parting_bytes();
+        (!parting.is_empty()).then(|| netkit_socket::linger::Linger::new(now, parting))
+    }
+
     /// Whether the transport's bytes are plaintext (no TLS).
     #[must_use]
     pub fn is_plain(&self) -> bool {

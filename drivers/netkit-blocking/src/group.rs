@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use netkit_socket::Transmit;
 use netkit_socket::accept::AcceptGate;
 use netkit_socket::connect::{Action, AttemptId, ConnectPlan};
+use netkit_socket::linger::Linger;
 use netkit_sys::net::{Endpoint, Listener, connect_result, start_connect};
 use netkit_sys::os_error;
 use netkit_sys::resolve::Resolution;
@@ -30,6 +31,8 @@ const PUMP_ROUNDS: usize = 32;
 pub(crate) const LISTENER: u32 = u32::MAX;
 /// Tokens with this bit name a connect attempt (the rest is its index).
 const ATTEMPT: u32 = 1 << 31;
+/// Tokens with this bit (and not [`ATTEMPT`]) name a lingering close.
+const LINGER: u32 = 1 << 30;
 
 /// A connection's connect in progress: the plan, its attempts' indexes, and
 /// the resolver's request it waits for.
@@ -57,6 +60,15 @@ pub(crate) struct Conn<D> {
     timer_armed: Option<Instant>,
 }
 
+/// A closed connection's socket that still sends its parting bytes and
+/// waits for the peer's EOF (see [`netkit_socket::linger`]).
+struct Lingering {
+    sock: RawSocket,
+    linger: Linger,
+    registered: Option<(bool, bool)>,
+    timer_armed: bool,
+}
+
 /// A connect attempt's socket.
 struct Attempt {
     conn: u32,
@@ -74,6 +86,7 @@ pub(crate) struct Group<H: Handler> {
     gate: AcceptGate,
     pub(crate) conns: Slab<Conn<H::Data>>,
     attempts: Slab<Attempt>,
+    lingering: Slab<Lingering>,
     socket_config: SocketConfig,
     new_data: Option<fn() -> H::Data>,
     tls: Option<netkit_tls::ServerConfig>,
@@ -96,6 +109,7 @@ impl<H: Handler> Group<H> {
             gate: AcceptGate::new(),
             conns: Slab::new(),
             attempts: Slab::new(),
+            lingering: Slab::new(),
             socket_config: opts.socket.clone(),
             new_data: Some(new_data),
             tls: opts.tls.clone(),
@@ -113,6 +127,7 @@ impl<H: Handler> Group<H> {
             gate: AcceptGate::new(),
             conns: Slab::new(),
             attempts: Slab::new(),
+            lingering: Slab::new(),
             socket_config: SocketConfig::default(),
             new_data: None,
             tls: None,
@@ -411,11 +426,9 @@ impl<H: Handler> Group<H> {
                     cx.resolver().forget(*r);
                 }
             }
-            close_conn(cx, conn);
-            // A descriptor is free: a listener paused at its fd limit resumes.
-            if !self.gate.wants_accept() {
-                self.gate.handle_closed();
-                let _ = self.watch_listener(cx);
+            match close_conn(cx, conn) {
+                Some(l) => self.start_linger(cx, l),
+                None => self.descriptor_freed(cx),
             }
             return;
         }
@@ -466,6 +479,73 @@ impl<H: Handler> Group<H> {
             Err(e) => {
                 let ctx = format!("read {}", conn.peer_hint());
                 conn.sm.handle_error(os_error(&e, ctx));
+            }
+        }
+    }
+
+    /// A descriptor is free: a listener paused at its fd limit resumes.
+    fn descriptor_freed(&mut self, cx: &mut Cx<'_>) {
+        if !self.gate.wants_accept() {
+            self.gate.handle_closed();
+            let _ = self.watch_listener(cx);
+        }
+    }
+
+    fn start_linger(&mut self, cx: &mut Cx<'_>, (sock, linger): (RawSocket, Linger)) {
+        let idx = self.lingering.insert(Lingering {
+            sock,
+            linger,
+            registered: None,
+            timer_armed: false,
+        });
+        self.drive_linger(cx, idx);
+    }
+
+    /// Runs a lingering close: sends, shuts, reads and discards; closes the
+    /// socket once the linger is done.
+    fn drive_linger(&mut self, cx: &mut Cx<'_>, idx: usize) {
+        let Some(x) = self.lingering.get_mut(idx) else {
+            return;
+        };
+        x.linger.handle_timeout(cx.now);
+        part(&x.sock, &mut x.linger);
+        while x.linger.wants_read() {
+            match (&x.sock).read(cx.buf) {
+                Ok(0) => x.linger.handle_eof(),
+                Ok(n) => x.linger.handle_input(cx.now, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => x.linger.handle_error(),
+            }
+        }
+        if x.linger.is_done() {
+            let x = self.lingering.remove(idx);
+            if x.registered.is_some() {
+                let _ = cx.deregister(&x.sock);
+            }
+            drop(x);
+            self.descriptor_freed(cx);
+            return;
+        }
+        let want = (true, x.linger.wants_write());
+        let token = LINGER | idx as u32;
+        if x.registered != Some(want) {
+            let r = match x.registered {
+                Some(_) => cx.reregister(&x.sock, token, want.0, want.1),
+                None => cx.register(&x.sock, token, want.0, want.1),
+            };
+            match r {
+                Ok(()) => x.registered = Some(want),
+                Err(_) => {
+                    x.linger.handle_error();
+                    return self.drive_linger(cx, idx);
+                }
+            }
+        }
+        if !x.timer_armed {
+            if let Some(at) = x.linger.poll_timeout() {
+                cx.arm(at, token);
+                x.timer_armed = true;
             }
         }
     }
@@ -563,21 +643,38 @@ fn update_interest<D>(cx: &mut Cx<'_>, conn: &mut Conn<D>, slot: u32, want: (boo
     }
 }
 
-/// Sends what the closed connection still owes its peer (a TLS alert), then
-/// closes its socket (with a reset when asked).
-fn close_conn<D>(cx: &mut Cx<'_>, conn: Conn<D>) {
-    let Some(sock) = conn.sock.as_ref() else {
-        return;
-    };
+/// Takes a closed connection's socket out of the poller. It closes now (with
+/// a reset when asked), or, when the connection still owes its peer bytes (a
+/// TLS alert), comes back with its [`Linger`] for a lingering close.
+fn close_conn<D>(cx: &mut Cx<'_>, conn: Conn<D>) -> Option<(RawSocket, Linger)> {
+    let sock = conn.sock?;
     if conn.registered.is_some() {
-        let _ = cx.deregister(sock);
-    }
-    let parting = conn.sm.parting_bytes();
-    if !parting.is_empty() {
-        let _ = sock.send(parting);
+        let _ = cx.deregister(&sock);
     }
     if conn.sm.reset_on_close() {
         let _ = sock.set_linger(Some(Duration::ZERO));
+        return None;
+    }
+    conn.sm.linger(cx.now).map(|l| (sock, l))
+}
+
+/// Sends a lingering close's parting bytes and then its FIN, as far as the
+/// kernel takes them now.
+fn part(sock: &RawSocket, l: &mut Linger) {
+    loop {
+        match l.poll_transmit() {
+            Transmit::Idle => return,
+            Transmit::Bytes(b) => match sock.send(b) {
+                Ok(n) => l.handle_sent(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => l.handle_error(),
+            },
+            Transmit::Shutdown => match sock.shutdown(Shutdown::Write) {
+                Ok(()) => l.handle_shutdown(),
+                Err(_) => l.handle_error(),
+            },
+        }
     }
 }
 
@@ -589,6 +686,10 @@ impl<H: Handler> Source for Group<H> {
         }
         if token & ATTEMPT != 0 {
             self.attempt_ready(cx, (token & !ATTEMPT) as usize, ev);
+            return;
+        }
+        if token & LINGER != 0 {
+            self.drive_linger(cx, (token & !LINGER) as usize);
             return;
         }
         if ev.readable {
@@ -606,6 +707,14 @@ impl<H: Handler> Source for Group<H> {
         if token == LISTENER {
             self.gate.handle_timeout(cx.now);
             let _ = self.watch_listener(cx);
+            return;
+        }
+        if token & LINGER != 0 {
+            let idx = (token & !LINGER) as usize;
+            if let Some(x) = self.lingering.get_mut(idx) {
+                x.timer_armed = false;
+            }
+            self.drive_linger(cx, idx);
             return;
         }
         let Some(conn) = self.conns.get_mut(token as usize) else {
@@ -663,8 +772,17 @@ impl<H: Handler> Source for Group<H> {
                 let _ = cx.deregister(l.socket());
             }
         }
+        // The loop is going away: parting bytes are sent once, as far as the
+        // kernel takes them, and nothing lingers.
         for conn in self.conns.drain() {
-            close_conn(cx, conn);
+            if let Some((sock, mut l)) = close_conn(cx, conn) {
+                part(&sock, &mut l);
+            }
+        }
+        for x in self.lingering.drain() {
+            if x.registered.is_some() {
+                let _ = cx.deregister(&x.sock);
+            }
         }
         for a in self.attempts.drain() {
             let _ = cx.deregister(&a.sock);

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use futures_lite::future;
 use netkit_socket::Transmit;
+use netkit_socket::linger::Linger;
 use netkit_sys::os_error;
 use netkit_tls::{Machine, SocketEvent as Event};
 use socket2::Socket as RawSocket;
@@ -137,6 +138,61 @@ fn flush(stream: &Async<RawSocket>, sm: &mut Machine, now: Instant) -> bool {
     }
 }
 
+/// A lingering close (see [`netkit_socket::linger`]): the parting bytes,
+/// FIN, then the peer's late bytes read and discarded until its EOF or the
+/// deadline, so that closing sends no reset that could destroy the alert.
+pub(crate) async fn linger(stream: &Async<RawSocket>, mut l: Linger) {
+    loop {
+        let now = Instant::now();
+        l.handle_timeout(now);
+        let mut blocked = false;
+        loop {
+            match l.poll_transmit() {
+                Transmit::Idle => break,
+                Transmit::Bytes(b) => match stream.get_ref().send(b) {
+                    Ok(n) => l.handle_sent(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => l.handle_error(),
+                },
+                Transmit::Shutdown => match stream.get_ref().shutdown(Shutdown::Write) {
+                    Ok(()) => l.handle_shutdown(),
+                    Err(_) => l.handle_error(),
+                },
+            }
+        }
+        READ_BUFFER.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            while l.wants_read() {
+                match stream.get_ref().read(&mut buf) {
+                    Ok(0) => l.handle_eof(),
+                    Ok(n) => l.handle_input(now, n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => l.handle_error(),
+                }
+            }
+        });
+        let Some(deadline) = l.poll_timeout() else {
+            return;
+        };
+        let ready = async {
+            if blocked {
+                let _ = future::or(stream.readable(), stream.writable()).await;
+            } else {
+                let _ = stream.readable().await;
+            }
+        };
+        future::or(ready, async {
+            Timer::at(deadline).await;
+        })
+        .await;
+    }
+}
+
 enum Wake {
     Readable,
     Writable,
@@ -204,12 +260,11 @@ pub(crate) async fn drive<H: Handler>(
                 });
             }
             if deliver(&*h, Some(&stream), &mut sm, &mut data, peer) {
-                let parting = sm.parting_bytes();
-                if !parting.is_empty() {
-                    let _ = stream.get_ref().send(parting);
-                }
                 if sm.reset_on_close() {
                     let _ = stream.get_ref().set_linger(Some(Duration::ZERO));
+                } else if let Some(l) = sm.linger(Instant::now()) {
+                    // Boxed: the connection's own future stays small.
+                    Box::pin(linger(&stream, l)).await;
                 }
                 drop(stream);
                 if let Some(tx) = &shared.closed {
