@@ -130,6 +130,7 @@ fn slot(rtype: Rtype) -> usize {
 
 impl Cache {
     /// An empty cache.
+    #[must_use]
     pub fn new(config: CacheConfig) -> Self {
         Self {
             maps: std::array::from_fn(|_| {
@@ -144,6 +145,7 @@ impl Cache {
     }
 
     /// The limits.
+    #[must_use]
     pub fn config(&self) -> &CacheConfig {
         &self.config
     }
@@ -201,6 +203,7 @@ impl Cache {
     }
 
     /// How long ago the entry for `name`/`rtype` was fetched.
+    #[must_use]
     pub fn age(&self, now: Instant, name: &str, rtype: Rtype) -> Option<Duration> {
         let key = NameKey::new(name)?;
         let e = self.maps[slot(rtype)].get(key.as_str())?;
@@ -320,16 +323,19 @@ impl Cache {
     }
 
     /// Bun's six counters.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         self.stats
     }
 
     /// Entries now (expired ones included until they are evicted).
+    #[must_use]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the cache holds no entry.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -70,6 +70,7 @@ pub struct DnsConfig {
 
 impl DnsConfig {
     /// From resolv.conf, with the default cache.
+    #[must_use]
     pub fn from_resolv_conf(c: &ResolvConf) -> Self {
         Self {
             engine: Config::from(c),
@@ -137,6 +138,7 @@ fn normalize(name: &str) -> String {
 
 impl Dns {
     /// A resolver with an empty cache.
+    #[must_use]
     pub fn new(config: DnsConfig) -> Self {
         Self {
             engine: Resolver::new(config.engine),
@@ -169,6 +171,7 @@ impl Dns {
 
     /// How long ago the cached entry for `name`/`rtype` was fetched (for
     /// reporting remaining TTLs).
+    #[must_use]
     pub fn cached_age(
         &self,
         now: Instant,
@@ -444,6 +447,7 @@ impl Dns {
     }
 
     /// Bun's six counters.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         self.cache.stats()
     }

@@ -100,6 +100,7 @@ pub enum Error {
 
 impl Error {
     /// node's error code (`ENOTFOUND`...).
+    #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "ENOTFOUND",
@@ -119,6 +120,7 @@ impl Error {
     /// Whether asking another server (or asking again) may give a better
     /// answer: SERVFAIL, REFUSED, a timeout, a refused connection, a bad
     /// response. NXDOMAIN and NODATA are answers.
+    #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,

@@ -27,6 +27,7 @@ pub struct Hosts {
 
 impl Hosts {
     /// Parses the text of a hosts file. Never fails: malformed lines are skipped.
+    #[must_use]
     pub fn parse(text: &str) -> Self {
         let mut entries = Vec::new();
         for line in text.lines() {
@@ -71,6 +72,7 @@ impl Hosts {
     }
 
     /// The first name listed for `ip` (for reverse lookups).
+    #[must_use]
     pub fn reverse(&self, ip: IpAddr) -> Option<&str> {
         self.entries
             .iter()
@@ -79,11 +81,13 @@ impl Hosts {
     }
 
     /// Number of (name, address) pairs.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether the file listed nothing.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -75,6 +75,7 @@ impl Rtype {
     ];
 
     /// The type named like `A`, `aaaa`, `MX` (case-insensitive).
+    #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
@@ -82,6 +83,7 @@ impl Rtype {
     }
 
     /// `A`, `AAAA`, `MX`...
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::A => "A",
@@ -100,6 +102,7 @@ impl Rtype {
     }
 
     /// node's name for the operation (`queryA`, `queryAaaa`, `queryMx`...).
+    #[must_use]
     pub fn op(self) -> &'static str {
         match self {
             Self::A => "queryA",
@@ -224,6 +227,7 @@ pub enum RecordData {
 
 impl RecordData {
     /// The record type of this data.
+    #[must_use]
     pub fn rtype(&self) -> Rtype {
         match self {
             Self::A(_) => Rtype::A,
@@ -393,6 +397,7 @@ fn negative_ttl(m: &Message) -> u32 {
 
 /// Reads `bytes` as the response to the query `id` / `name` / `rtype` (as
 /// sent by [`encode_query`]). Never panics, whatever the bytes.
+#[must_use]
 pub fn read_response(bytes: &[u8], id: u16, name: &str, rtype: Rtype) -> Verdict {
     if bytes.len() < 12 || u16::from_be_bytes([bytes[0], bytes[1]]) != id {
         return Verdict::Ignore("another ID");

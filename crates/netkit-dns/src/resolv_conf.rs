@@ -51,6 +51,7 @@ const MAX_SEARCH: usize = 6;
 
 impl ResolvConf {
     /// Parses the text of a resolv.conf. Never fails: malformed lines are skipped.
+    #[must_use]
     pub fn parse(text: &str) -> Self {
         let mut c = Self::default();
         for line in text.lines() {
@@ -106,6 +107,7 @@ impl ResolvConf {
     /// a name ending in a dot is only itself; a name with at least `ndots` dots
     /// is tried as is first, then with each search domain; otherwise with each
     /// search domain first, then as is.
+    #[must_use]
     pub fn candidates(&self, name: &str) -> Vec<String> {
         if let Some(abs) = name.strip_suffix('.') {
             return vec![abs.to_string()];

@@ -190,6 +190,7 @@ fn weight(e: &Error) -> u8 {
 
 impl Resolver {
     /// An engine asking these servers.
+    #[must_use]
     pub fn new(config: Config) -> Self {
         Self {
             config,
@@ -202,6 +203,7 @@ impl Resolver {
     }
 
     /// The configuration.
+    #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -45,12 +45,14 @@ pub struct AcceptGate {
 
 /// Whether an `accept` failure with this errno name is the process's shortage
 /// (pause) rather than one connection's failure (go on).
+#[must_use]
 pub fn is_resource_shortage(code: &str) -> bool {
     matches!(code, "EMFILE" | "ENFILE" | "ENOBUFS" | "ENOMEM")
 }
 
 impl AcceptGate {
     /// A gate that accepts.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }

@@ -141,6 +141,7 @@ pub struct ConnectPlan<T = std::convert::Infallible> {
 
 /// Parses an IP literal, accepting IPv6 with or without brackets (and a
 /// `%scope` suffix, which is dropped).
+#[must_use]
 pub fn parse_ip(host: &str) -> Option<IpAddr> {
     let h = host
         .strip_prefix('[')
@@ -160,6 +161,7 @@ pub fn parse_ip(host: &str) -> Option<IpAddr> {
 
 /// RFC 8305 section 4: interleave the families, starting with the family of
 /// the first address (the resolver's preference); order within a family kept.
+#[must_use]
 pub fn interleave(addrs: &[SocketAddr]) -> VecDeque<SocketAddr> {
     let Some(first) = addrs.first() else {
         return VecDeque::new();
@@ -189,6 +191,7 @@ fn rank<T>(e: &Error<T>) -> u8 {
 impl<T: Clone> ConnectPlan<T> {
     /// A plan to connect to `host:port` (a name, or an IP literal, IPv6 with or
     /// without brackets), starting now.
+    #[must_use]
     pub fn new(now: Instant, host: &str, port: u16, config: ConnectConfig) -> Self {
         let mut plan = Self::blank(now, host.to_string(), port, config);
         match parse_ip(host) {
@@ -204,6 +207,7 @@ impl<T: Clone> ConnectPlan<T> {
     }
 
     /// A plan over addresses already known (no resolution step).
+    #[must_use]
     pub fn to_addrs(now: Instant, addrs: &[SocketAddr], config: ConnectConfig) -> Self {
         let host = addrs
             .first()

@@ -202,6 +202,7 @@ impl<T: Clone + PartialEq> Socket<T> {
     /// [`connect::ConnectPlan`], decides which and when, including the connect
     /// timeout). Writes before the connection is established are buffered; the
     /// idle timer starts when the socket opens.
+    #[must_use]
     pub fn connecting(_now: Instant, config: Config) -> Self {
         Self::new(Phase::Connecting, config)
     }

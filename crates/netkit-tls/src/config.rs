@@ -110,6 +110,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// The crypto provider chosen at build time: aws-lc-rs (rustls's default) when
 /// its feature is on, else ring. Configs are always built with it explicitly,
 /// never through rustls's process-wide default, so both features can coexist.
+#[must_use]
 pub fn provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "aws-lc-rs")]
     {
@@ -164,6 +165,7 @@ impl fmt::Debug for ServerOptions {
 
 impl ServerOptions {
     /// A server with this certificate chain and key, and the defaults.
+    #[must_use]
     pub fn new(cert: Pem, key: Pem) -> Self {
         Self {
             cert,
@@ -252,6 +254,7 @@ pub struct ServerConfig {
 
 impl ClientConfig {
     /// The underlying rustls configuration.
+    #[must_use]
     pub fn rustls(&self) -> &Arc<rustls::ClientConfig> {
         &self.rustls
     }
@@ -259,6 +262,7 @@ impl ClientConfig {
 
 impl ServerConfig {
     /// The underlying rustls configuration.
+    #[must_use]
     pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
         &self.rustls
     }

@@ -44,6 +44,7 @@ impl From<rustls::Error> for Error {
 impl Error {
     /// Whether this is a certificate-verification failure (unknown issuer,
     /// expired, wrong name...).
+    #[must_use]
     pub fn is_certificate_error(&self) -> bool {
         matches!(
             self,

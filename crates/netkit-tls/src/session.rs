@@ -821,51 +821,61 @@ impl TlsSession {
 
     /// The fatal error this session failed with, if it did. Calls that can fail
     /// return it; reads report it here.
+    #[must_use]
     pub fn error(&self) -> Option<&Error> {
         self.failed.as_ref()
     }
 
     /// Whether the handshake is still in progress.
+    #[must_use]
     pub fn is_handshaking(&self) -> bool {
         self.common().is_handshaking()
     }
 
     /// Whether the peer sent `close_notify`.
+    #[must_use]
     pub fn peer_closed(&self) -> bool {
         self.io.peer_closed
     }
 
     /// The negotiated ALPN protocol.
+    #[must_use]
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.common().alpn_protocol()
     }
 
     /// The negotiated protocol version (`TLSv1_3`...).
+    #[must_use]
     pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
         self.common().protocol_version()
     }
 
     /// Whether the handshake was full or resumed; `None` while handshaking.
+    #[must_use]
     pub fn handshake_kind(&self) -> Option<HandshakeKind> {
         self.common().handshake_kind()
     }
 
     /// The SNI name a client sent (server sessions).
+    #[must_use]
     pub fn sni(&self) -> Option<&str> {
         self.sni.as_deref()
     }
 
     /// How the peer's certificate verified; `None` until the handshake is done.
+    #[must_use]
     pub fn authorization(&self) -> Option<&Authorization> {
         self.authorization.as_ref()
     }
 
     /// The peer's certificate chain, leaf first.
+    #[must_use]
     pub fn peer_certificates(&self) -> Option<&[rustls_pki_types::CertificateDer<'static>]> {
         self.common().peer_certificates()
     }
 
     /// rustls's view of the session, for what this wrapper does not expose.
+    #[must_use]
     pub fn rustls(&self) -> &CommonState {
         self.common()
     }

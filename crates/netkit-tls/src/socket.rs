@@ -42,6 +42,7 @@ impl TlsSocket {
     /// A TLS socket over a transport connection that is being established
     /// (client) or already accepted (server: call
     /// [`handle_connected`](Self::handle_connected) at once).
+    #[must_use]
     pub fn new(now: Instant, config: Config, tls: TlsSession) -> Self {
         Self {
             sm: Socket::connecting(now, config),

@@ -55,6 +55,7 @@ pub struct TlsStreamCore {
 
 impl TlsStreamCore {
     /// A stream over a fresh client or server session.
+    #[must_use]
     pub fn new(session: TlsSession) -> Self {
         Self {
             session,
@@ -170,6 +171,7 @@ impl TlsStreamCore {
 /// [`Error`] inside (`downcast` it to act on it): a truncation or an EOF during
 /// the handshake is `UnexpectedEof`, a write after close `BrokenPipe`, anything
 /// else `InvalidData`.
+#[must_use]
 pub fn io_error(e: Error) -> io::Error {
     let kind = match e {
         Error::Truncated | Error::HandshakeEof => io::ErrorKind::UnexpectedEof,
@@ -181,6 +183,7 @@ pub fn io_error(e: Error) -> io::Error {
 
 /// The TLS error inside an `io::Error` made by [`io_error`] (a lower TLS layer
 /// of a tunnel, say), if there is one.
+#[must_use]
 pub fn tls_error_of(e: &io::Error) -> Option<&Error> {
     e.get_ref()?.downcast_ref::<Error>()
 }

@@ -162,6 +162,7 @@ impl ConnectOptions {
 
     /// The TLS server name: the configured one, else the host (`localhost`
     /// over a Unix socket).
+    #[must_use]
     pub fn server_name(&self) -> &str {
         match self.tls.as_ref().and_then(|t| t.server_name.as_deref()) {
             Some(name) => name,
@@ -184,6 +185,7 @@ impl ConnectOptions {
     /// The connect plan for these options: Happy Eyeballs over the host's
     /// addresses, or a single attempt to the Unix path (the driver connects
     /// to [`endpoint`](Self::endpoint) for that attempt).
+    #[must_use]
     pub fn plan(&self, now: Instant) -> ConnectPlan<netkit_tls::Error> {
         let config = ConnectConfig {
             attempt_delay: self.attempt_delay,
@@ -198,6 +200,7 @@ impl ConnectOptions {
     }
 
     /// What an attempt of the plan connects to.
+    #[must_use]
     pub fn endpoint(&self, addr: std::net::SocketAddr) -> net::Endpoint {
         match &self.unix {
             Some(p) => net::Endpoint::Unix(p.clone()),

@@ -34,6 +34,7 @@ impl fmt::Display for Endpoint {
 
 impl Endpoint {
     /// The TCP address, if this is one.
+    #[must_use]
     pub fn inet(&self) -> Option<SocketAddr> {
         match self {
             Self::Inet(a) => Some(*a),
@@ -57,11 +58,13 @@ pub struct Listener {
 
 impl Listener {
     /// The socket, to register with a poller or wrap in `Async`.
+    #[must_use]
     pub fn socket(&self) -> &RawSocket {
         &self.sock
     }
 
     /// Where it listens (the real port after port 0).
+    #[must_use]
     pub fn local(&self) -> &Endpoint {
         &self.local
     }

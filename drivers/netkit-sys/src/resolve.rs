@@ -51,6 +51,7 @@ impl HostsFile {
     }
 
     /// `$NETKIT_HOSTS`, else `/etc/hosts`.
+    #[must_use]
     pub fn from_env() -> Self {
         Self::new(std::env::var_os("NETKIT_HOSTS").unwrap_or_else(|| "/etc/hosts".into()))
     }
@@ -114,6 +115,7 @@ impl DnsSettings {
     /// `/etc/resolv.conf`; a missing file is an empty one), the cache TTL
     /// ([`env_cache_ttl`]), and IPv6 first when getaddrinfo would put it
     /// first (`caps().prefer_ipv6`).
+    #[must_use]
     pub fn from_env() -> Self {
         let path =
             std::env::var_os("NETKIT_RESOLV_CONF").unwrap_or_else(|| "/etc/resolv.conf".into());
@@ -132,6 +134,7 @@ impl DnsSettings {
 
     /// The servers asked: the override, else resolv.conf's, else 127.0.0.1
     /// (glibc's default when resolv.conf names none).
+    #[must_use]
     pub fn servers(&self) -> Vec<SocketAddr> {
         match &self.servers {
             Some(s) => s.clone(),
@@ -143,6 +146,7 @@ impl DnsSettings {
     }
 
     /// The sans-IO resolver's configuration.
+    #[must_use]
     pub fn dns_config(&self) -> DnsConfig {
         let mut c = DnsConfig::from_resolv_conf(&self.resolv_conf);
         c.engine = EngineConfig {
@@ -155,6 +159,7 @@ impl DnsSettings {
 }
 
 /// Parses `IP[:PORT]` (IPv6 as `[::1]:53` or bare `::1`), port 53 by default.
+#[must_use]
 pub fn parse_server(s: &str) -> Option<SocketAddr> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Some(a);
@@ -174,6 +179,7 @@ pub enum Resolution<T, E = Error> {
 
 /// A random seed for the cache's hash maps (names a program resolves may
 /// come from a peer; a random seed keeps them from being chosen to collide).
+#[must_use]
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];
     if getrandom::fill(&mut b).is_ok() {
@@ -196,6 +202,7 @@ pub fn random_id() -> u16 {
 
 /// A DNS failure as a socket error for a connect (`ENOTFOUND: getaddrinfo
 /// host`, as node's `net.connect` words it; other codes keep theirs).
+#[must_use]
 pub fn connect_error(e: &netkit_dns::Error, host: &str) -> Error {
     let code = match e.code() {
         "ENODATA" | "ENOTFOUND" => "ENOTFOUND",
@@ -222,6 +229,7 @@ impl Default for Resolver {
 
 impl Resolver {
     /// A resolver over this hosts file and these settings.
+    #[must_use]
     pub fn new(hosts: HostsFile, settings: DnsSettings) -> Self {
         Self {
             hosts,
@@ -233,6 +241,7 @@ impl Resolver {
     }
 
     /// A resolver over this hosts file, with the settings of the environment.
+    #[must_use]
     pub fn with_hosts(hosts: HostsFile) -> Self {
         Self::new(hosts, DnsSettings::from_env())
     }
@@ -296,6 +305,7 @@ impl Resolver {
 
     /// The records of a cached answer with their TTLs reduced by its age (for
     /// node's `{ ttl: true }`).
+    #[must_use]
     pub fn remaining_ttl(&self, now: Instant, name: &str, rtype: Rtype, ttl: u32) -> u32 {
         let age = self
             .dns
@@ -363,6 +373,7 @@ impl Resolver {
     }
 
     /// Bun's six cache counters.
+    #[must_use]
     pub fn stats(&self) -> netkit_dns::cache::Stats {
         self.dns.stats()
     }

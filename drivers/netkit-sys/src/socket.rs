@@ -105,6 +105,7 @@ impl<'a, D> Socket<'a, D> {
     }
 
     /// The socket's user data.
+    #[must_use]
     pub fn data(&self) -> &D {
         self.data
     }
@@ -115,41 +116,49 @@ impl<'a, D> Socket<'a, D> {
     }
 
     /// The peer's address, once known (`None` over a Unix socket).
+    #[must_use]
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.peer
     }
 
     /// The local address (`None` over a Unix socket).
+    #[must_use]
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.io?.local_addr().ok()?.as_socket()
     }
 
     /// Bytes accepted by `write` and not yet taken by the kernel.
+    #[must_use]
     pub fn buffered(&self) -> usize {
         self.sm.buffered()
     }
 
     /// Whether the socket is closed.
+    #[must_use]
     pub fn is_closed(&self) -> bool {
         self.sm.is_closed()
     }
 
     /// Whether this side has ended (or will, once flushed).
+    #[must_use]
     pub fn is_ending(&self) -> bool {
         self.sm.is_ending()
     }
 
     /// Total bytes the kernel took from this socket.
+    #[must_use]
     pub fn bytes_written(&self) -> u64 {
         self.sm.bytes_written()
     }
 
     /// The TLS session (ALPN, authorization, peer certificates), for TLS sockets.
+    #[must_use]
     pub fn tls(&self) -> Option<&netkit_tls::TlsSession> {
         self.sm.tls().map(|t| t.session())
     }
 
     /// The loop's current time (taken once per loop turn).
+    #[must_use]
     pub fn now(&self) -> Instant {
         self.now
     }

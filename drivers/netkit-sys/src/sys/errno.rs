@@ -36,6 +36,7 @@ pub fn errno_name(err: &io::Error) -> &'static str {
 }
 
 /// node's name for a raw errno value, on the errnos that sockets produce.
+#[must_use]
 pub fn raw_errno_name(code: i32) -> Option<&'static str> {
     let name = match code {
         libc::ECONNREFUSED => "ECONNREFUSED",

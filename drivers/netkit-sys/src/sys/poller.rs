@@ -62,6 +62,7 @@ mod imp {
 
     impl Events {
         /// A buffer for up to 1,024 events per wait.
+        #[must_use]
         pub fn new() -> Self {
             Self {
                 buf: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
@@ -70,6 +71,7 @@ mod imp {
         }
 
         /// A placeholder that holds no memory (swapped in while events are dispatched).
+        #[must_use]
         pub fn new_empty() -> Self {
             Self {
                 buf: Vec::new(),
