@@ -169,8 +169,8 @@ fn stop_keeps_connections(d: Driver) {
     s.stop(false); // a second stop is a no-op
     // The stop reaches the server's loop asynchronously: wait for the
     // listener to go (bounded), not for a fixed time.
-    let end = std::time::Instant::now() + LIMIT;
-    while TcpStream::connect(s.addr()).is_ok() && std::time::Instant::now() < end {
+    let end = Instant::now() + LIMIT;
+    while TcpStream::connect(s.addr()).is_ok() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(
