@@ -300,6 +300,7 @@ fn the_alert_survives_bytes_the_server_never_read(d: Driver) {
 }
 
 netkit_tests::both_drivers!(
+    a_client_fails_on_a_bad_record_after_valid_data,
     the_alert_survives_bytes_the_server_never_read,
     a_bad_record_leaves_no_descriptor_open,
     a_bad_record_after_valid_data_closes_the_connection,
@@ -367,4 +368,75 @@ fn smol_tls_client_refuses_an_unknown_issuer() {
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(log[0].contains("tls: invalid peer certificate"), "{log:?}");
+}
+
+/// Records a client connection's events, for both drivers.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl netkit_smol::Handler for Recorder {
+    type Data = ();
+    fn open(&self, _s: &mut netkit_smol::Socket<'_, ()>) {
+        self.0.lock().unwrap().push("open".into());
+    }
+    fn data(&self, _s: &mut netkit_smol::Socket<'_, ()>, b: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("data:{}", String::from_utf8_lossy(b)));
+    }
+    fn error(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: &Error) {
+        self.0.lock().unwrap().push(format!("error:{e}"));
+    }
+    fn close(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: Option<&Error>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("close:{}", e.is_some()));
+    }
+    fn connect_error(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: &Error) {
+        self.0.lock().unwrap().push(format!("connect_error:{e}"));
+    }
+}
+
+/// Our client (each driver) against a server that sends a valid record and
+/// then a corrupted one: the client gets the valid data, then `error` naming
+/// the TLS failure, then `close` with that error, and nothing hangs.
+fn a_client_fails_on_a_bad_record_after_valid_data(d: Driver) {
+    let s = setup();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server =
+        netkit_tests::tls_client::corrupting_server(listener, s.server.clone(), b"valid", LIMIT);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let tls = Some(netkit_sys::ClientTls {
+        config: s.client.clone(),
+        server_name: None,
+    });
+    let mut opts = netkit_sys::ConnectOptions::new("localhost", port);
+    opts.tls = tls;
+    opts.timeout = Some(LIMIT); // the idle timer: a hang fails the test, never blocks it
+    match d {
+        Driver::Blocking => {
+            let mut lp = netkit_blocking::EventLoop::new().unwrap();
+            lp.connect(opts, Arc::new(Recorder(log.clone())), ())
+                .unwrap();
+            lp.run().unwrap();
+        }
+        Driver::Smol => {
+            let r = ::smol::block_on(netkit_smol::connect(opts, Recorder(log.clone()), ()));
+            assert!(r.is_ok(), "{r:?}");
+        }
+    }
+    server.join().unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!(log.first().map(String::as_str), Some("open"), "{log:?}");
+    let data: String = log.iter().filter_map(|e| e.strip_prefix("data:")).collect();
+    assert_eq!(data, "valid", "{log:?}");
+    let n = log.len();
+    assert!(n >= 3, "{log:?}");
+    assert!(
+        log[n - 2].starts_with("error:tls: ") && log[n - 2].contains("decrypt"),
+        "{log:?}"
+    );
+    assert_eq!(log[n - 1], "close:true", "{log:?}");
 }

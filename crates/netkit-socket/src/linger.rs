@@ -195,6 +195,55 @@ mod tests {
         assert!(l.is_done() && !l.wants_write());
     }
 
+    proptest::proptest! {
+        /// Any sequence of kernel results and peer behaviour: what is offered
+        /// is always the unsent suffix of the parting bytes, the shutdown
+        /// comes only after all of them, and once done nothing is offered,
+        /// read or awaited.
+        #[test]
+        fn any_sequence_keeps_the_invariants(
+            parting in proptest::collection::vec(proptest::num::u8::ANY, 1..64),
+            ops in proptest::collection::vec((0u8..5, 0usize..100_000), 0..40),
+        ) {
+            let t0 = origin();
+            let mut now = t0;
+            let mut l = Linger::new(now, &parting);
+            let mut sent = 0;
+            let mut shut = false;
+            for (op, n) in ops {
+                match l.poll_transmit() {
+                    Transmit::Bytes(b) => {
+                        proptest::prop_assert!(!shut);
+                        proptest::prop_assert_eq!(b, &parting[sent..]);
+                    }
+                    Transmit::Shutdown => proptest::prop_assert_eq!(sent, parting.len()),
+                    Transmit::Idle => proptest::prop_assert!(shut || l.is_done()),
+                }
+                match op {
+                    0 => if let Transmit::Bytes(b) = l.poll_transmit() {
+                        let k = n % (b.len() + 1);
+                        l.handle_sent(k);
+                        sent += k;
+                    },
+                    1 => if l.poll_transmit() == Transmit::Shutdown {
+                        l.handle_shutdown();
+                        shut = true;
+                    },
+                    2 => l.handle_input(now, n),
+                    3 => { now += Duration::from_millis(n as u64 % 1500); l.handle_timeout(now); }
+                    _ => if n % 7 == 0 { l.handle_eof() },
+                }
+                if l.is_done() {
+                    proptest::prop_assert_eq!(l.poll_transmit(), Transmit::Idle);
+                    proptest::prop_assert_eq!(l.poll_timeout(), None);
+                    proptest::prop_assert!(!l.wants_read() && !l.wants_write());
+                } else {
+                    proptest::prop_assert!(now < t0 + LINGER_TIME);
+                }
+            }
+        }
+    }
+
     #[test]
     fn an_over_report_of_sent_bytes_cannot_overrun() {
         let now = origin();
