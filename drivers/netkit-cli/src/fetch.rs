@@ -212,18 +212,40 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     config.max_connections = max_connections();
 
     let mut requests = Vec::new();
+    let mut s3: Option<netkit_s3::S3Config> = None;
     for u in &args.urls {
-        if u.starts_with("s3://") {
-            return Err(s3_unsupported());
-        }
-        let url = Url::parse(u).map_err(|e| Failure(format!("http: invalid URL {u:?}: {e}")))?;
-        let mut r = Request::new(&method, url);
-        r.headers = args
+        let headers = args
             .headers
             .iter()
-            .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
-            .collect();
-        r.body.clone_from(&body);
+            .map(|(n, v)| (n.clone(), v.clone().into_bytes()));
+        let mut r = if u.starts_with("s3://") {
+            // An object operation, signed (SigV4) with the environment's
+            // credentials; PUT by default when there is a body.
+            let s3 = match &s3 {
+                Some(c) => c,
+                None => s3.insert(
+                    netkit_s3::S3Config::from_env(|k| std::env::var(k).ok())
+                        .map_err(|e| Failure(e.to_string()))?,
+                ),
+            };
+            let m = args
+                .method
+                .as_deref()
+                .unwrap_or(if body.is_some() { "PUT" } else { "GET" });
+            let mut r = s3
+                .request(m, u, body.clone(), std::time::SystemTime::now())
+                .map_err(|e| Failure(e.to_string()))?;
+            // The user's headers go unsigned, after the signed ones.
+            r.headers.extend(headers);
+            r
+        } else {
+            let url =
+                Url::parse(u).map_err(|e| Failure(format!("http: invalid URL {u:?}: {e}")))?;
+            let mut r = Request::new(&method, url);
+            r.headers = headers.collect();
+            r.body.clone_from(&body);
+            r
+        };
         r.timeout = args.timeout;
         r.max_redirects = args.max_redirects;
         r.unix.clone_from(&args.unix);
@@ -361,25 +383,6 @@ fn advance(
         *current += 1;
     }
     Ok(None)
-}
-
-/// `s3://` URLs (CLI.md) are not built yet: say so with the `s3:` kind,
-/// naming what is missing first when there are no credentials at all.
-fn s3_unsupported() -> Failure {
-    let set = |names: &[&str]| {
-        names
-            .iter()
-            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
-    };
-    if !set(&["S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"])
-        || !set(&["S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"])
-    {
-        return Failure(
-            "s3: no credentials: set S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (or the AWS_ names)"
-                .into(),
-        );
-    }
-    Failure("s3: s3:// URLs are not supported by this build yet".into())
 }
 
 /// node's errno name for a file error.
