@@ -516,6 +516,7 @@ fn package_of(tool: &str) -> &str {
         "dig" | "nslookup" => "bind9-dnsutils",
         "kdig" => "knot-dnsutils",
         "nsd" | "nsd-control" => "nsd",
+        "s3s-fs" => "(cargo install s3s-fs --features binary) s3s-fs",
         "ss" | "ip" => "iproute2",
         other => other,
     }
