@@ -162,7 +162,8 @@ fn object_operations_against_s3s_fs() {
 /// URL without a key (each `netkit: error: s3: ...`, exit 1).
 #[test]
 fn s3_errors_before_any_request() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         (&["s3://bucket/key"], &[], "s3: no credentials"),
         (
             &["s3://bucket/key"],
