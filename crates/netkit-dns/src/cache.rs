@@ -60,7 +60,8 @@ pub struct Stats {
     pub cache_misses: u64,
     /// Entries now.
     pub size: u64,
-    /// Queries that ended in an error.
+    /// Requests that started a query and failed (one per failed query:
+    /// requests that joined it share its failure, as in Bun).
     pub errors: u64,
     /// Every request.
     pub total_count: u64,
@@ -210,8 +211,9 @@ impl Cache {
         Some(now.saturating_duration_since(e.fetched))
     }
 
-    /// Stores a query's outcome (`ttl`: the negative TTL for an error). An
-    /// error is counted in [`Stats::errors`].
+    /// Stores a query's outcome (`ttl`: the negative TTL for an error).
+    /// Counts nothing: the resolver counts the request that failed
+    /// ([`count_error`](Self::count_error)).
     pub fn insert(
         &mut self,
         now: Instant,
@@ -228,7 +230,6 @@ impl Cache {
                 (Ok(a), ttl, self.config.ttl)
             }
             Err((e, neg)) => {
-                self.stats.errors += 1;
                 let life = match e {
                     Error::NotFound { .. } | Error::NoData { .. } => {
                         Duration::from_secs(u64::from(neg)).min(self.config.ttl)
@@ -314,6 +315,11 @@ impl Cache {
     pub fn count_inflight_hit(&mut self) {
         self.stats.cache_hits_inflight += 1;
         self.stats.total_count += 1;
+    }
+
+    /// Counts a request (one that started a query) that failed.
+    pub fn count_error(&mut self) {
+        self.stats.errors += 1;
     }
 
     /// Counts a request that started a query.
@@ -431,7 +437,9 @@ mod tests {
         // A negative answer without a SOA is not kept at all.
         c.insert(t0(), "nosoa.test", Rtype::A, Err((nx, 0)));
         assert!(c.get(t0(), "nosoa.test", Rtype::A, Use::Lookup).is_none());
-        assert_eq!(c.stats().errors, 3);
+        assert_eq!(c.stats().errors, 0, "storing counts nothing");
+        c.count_error();
+        assert_eq!(c.stats().errors, 1);
     }
 
     #[test]

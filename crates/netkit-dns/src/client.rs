@@ -107,6 +107,19 @@ struct LookupState {
     v6: Vec<IpAddr>,
     /// The first error of the current candidate that is not "no such name".
     error: Option<Error>,
+    /// Counted in the stats yet (once per request, at its first candidate),
+    /// and whether as a miss (a failed miss counts as an error).
+    counted: Option<Class>,
+}
+
+/// How one request counts in Bun's stats: answered by a finished entry,
+/// by joining a query in flight, or by starting one. A request with parts
+/// (a lookup's A and AAAA) counts once, as the most expensive of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    Hit,
+    Inflight,
+    Miss,
 }
 
 /// The resolver. See the [module docs](self).
@@ -193,11 +206,22 @@ impl Dns {
         id: u16,
     ) -> Result<RequestId, Error> {
         let r = self.request();
-        self.want(now, name, rtype, id, Waiter::Resolve(r))?;
+        let class = self.want(now, name, rtype, id, Waiter::Resolve(r))?;
+        self.count(class);
         Ok(r)
     }
 
-    /// Adds a waiter for `name`/`rtype`: joins the query in flight or starts one.
+    fn count(&mut self, class: Class) {
+        match class {
+            Class::Hit => self.cache.count_hit(),
+            Class::Inflight => self.cache.count_inflight_hit(),
+            Class::Miss => self.cache.count_miss(),
+        }
+    }
+
+    /// Adds a waiter for `name`/`rtype`: joins the query in flight
+    /// ([`Class::Inflight`]) or starts one ([`Class::Miss`]). Counts nothing:
+    /// the caller counts its request once.
     fn want(
         &mut self,
         now: Instant,
@@ -205,16 +229,14 @@ impl Dns {
         rtype: Rtype,
         id: u16,
         waiter: Waiter,
-    ) -> Result<(), Error> {
+    ) -> Result<Class, Error> {
         parse_name(name)?;
         let key = (normalize(name), rtype);
         if let Some(f) = self.inflight.get_mut(&key) {
             f.waiters.push(waiter);
-            self.cache.count_inflight_hit();
-            return Ok(());
+            return Ok(Class::Inflight);
         }
         let q = self.engine.query(now, &key.0, rtype, id)?;
-        self.cache.count_miss();
         self.by_query.insert(q, key.clone());
         self.inflight.insert(
             key,
@@ -222,7 +244,7 @@ impl Dns {
                 waiters: vec![waiter],
             },
         );
-        Ok(())
+        Ok(Class::Miss)
     }
 
     /// Starts a getaddrinfo-style lookup of `name`: an IP literal is itself;
@@ -282,6 +304,7 @@ impl Dns {
                 v4: Vec::new(),
                 v6: Vec::new(),
                 error: None,
+                counted: None,
             },
         );
         self.advance_lookup(now, r, ids);
@@ -302,7 +325,7 @@ impl Dns {
     /// (the common case, kept cheap): the name is asked as-is first (absolute,
     /// enough dots, or no search list), no part it needs is missing, stale or
     /// a failure other than "no such name/records", and some address is
-    /// there. Each part counts as a completed hit, as in the general path.
+    /// there. The request counts as one completed hit, as in the general path.
     fn lookup_cached(
         &mut self,
         now: Instant,
@@ -332,9 +355,7 @@ impl Dns {
         if out.is_empty() {
             return None;
         }
-        for _ in types {
-            self.cache.count_hit();
-        }
+        self.cache.count_hit();
         Some(out)
     }
 
@@ -366,7 +387,11 @@ impl Dns {
                 return;
             }
             if let Some(e) = l.error.take() {
+                let missed = l.counted == Some(Class::Miss);
                 self.lookups.remove(&r);
+                if missed {
+                    self.cache.count_error();
+                }
                 self.events.push_back(Event::LookedUp {
                     request: r,
                     result: Err(e),
@@ -375,7 +400,11 @@ impl Dns {
             }
             let Some(name) = l.candidates.get(l.next).cloned() else {
                 let first = l.candidates.first().cloned().unwrap_or_default();
+                let missed = l.counted == Some(Class::Miss);
                 self.lookups.remove(&r);
+                if missed {
+                    self.cache.count_error();
+                }
                 self.events.push_back(Event::LookedUp {
                     request: r,
                     result: Err(Error::NotFound {
@@ -386,13 +415,15 @@ impl Dns {
                 return;
             };
             l.next += 1;
+            let first_round = l.counted.is_none();
             let types: &[Rtype] = match l.family {
                 Family::Any => &[Rtype::A, Rtype::Aaaa],
                 Family::V4 => &[Rtype::A],
                 Family::V6 => &[Rtype::Aaaa],
             };
+            let mut class = Class::Hit;
             for &t in types {
-                let cached = self.cache.get(now, &name, t, Use::Lookup).map(|c| {
+                let cached = self.cache.probe(now, &name, t, Use::Lookup).map(|c| {
                     c.map(|a| addresses(a).collect::<Vec<_>>())
                         .map_err(Clone::clone)
                 });
@@ -402,13 +433,24 @@ impl Dns {
                         if let Some(l) = self.lookups.get_mut(&r) {
                             l.waiting += 1;
                         }
-                        if let Err(e) = self.want(now, &name, t, ids(), Waiter::Lookup(r)) {
-                            if let Some(l) = self.lookups.get_mut(&r) {
-                                l.waiting -= 1;
+                        match self.want(now, &name, t, ids(), Waiter::Lookup(r)) {
+                            Ok(c) => class = class.max(c),
+                            Err(e) => {
+                                class = Class::Miss;
+                                if let Some(l) = self.lookups.get_mut(&r) {
+                                    l.waiting -= 1;
+                                }
+                                self.apply_part(r, t, Err(e));
                             }
-                            self.apply_part(r, t, Err(e));
                         }
                     }
+                }
+            }
+            if first_round {
+                // One request, counted once, by its first candidate.
+                self.count(class);
+                if let Some(l) = self.lookups.get_mut(&r) {
+                    l.counted = Some(class);
                 }
             }
         }
@@ -477,6 +519,12 @@ impl Dns {
         };
         self.cache.insert(now, &key.0, key.1, done.result.clone());
         let result = done.result.map_err(|(e, _)| e);
+        // The request that started the query owns its failure (Bun counts
+        // an error per failed query, not per waiter); a lookup counts its
+        // own when it ends.
+        if result.is_err() && matches!(f.waiters.first(), Some(Waiter::Resolve(_))) {
+            self.cache.count_error();
+        }
         let mut lookups = Vec::new();
         for w in f.waiters {
             match w {
@@ -767,7 +815,65 @@ mod tests {
             matches!(&evs[..], [Event::LookedUp { request, result: Err(e) }] if *request == r && e.code() == "ETIMEOUT"),
             "{evs:?}"
         );
-        assert_eq!(d.stats().errors, 2);
+        let st = d.stats();
+        assert_eq!(
+            (st.cache_misses, st.errors, st.total_count),
+            (1, 1, 1),
+            "one request, one miss, one error, though both parts failed"
+        );
+    }
+
+    /// Bun's counters count requests: a lookup (A and AAAA) is one request;
+    /// the first of concurrent requests misses and the rest join it in
+    /// flight; a failed query is one error however many requests shared it.
+    #[test]
+    fn stats_count_requests_as_bun_does() {
+        let mut d = dns(&[]);
+        let hosts = Hosts::default();
+        let mut ids = || 9u16;
+        for _ in 0..4 {
+            let Ok(Err(_)) = d.lookup(t0(), "a.test", Family::Any, false, &hosts, &mut ids) else {
+                panic!()
+            };
+        }
+        assert_eq!(serve(&mut d, &[("a.test", Some([192, 0, 2, 1]), None)]), 2);
+        assert_eq!(events(&mut d).len(), 4);
+        let st = d.stats();
+        assert_eq!(
+            (
+                st.cache_misses,
+                st.cache_hits_inflight,
+                st.cache_hits_completed,
+                st.total_count,
+                st.errors
+            ),
+            (1, 3, 0, 4, 0)
+        );
+        for _ in 0..3 {
+            d.resolve(t0(), "dead.test", Rtype::Mx, 2).unwrap();
+        }
+        while d.poll_output().is_some() {}
+        d.handle_timeout(t0() + Duration::from_secs(2));
+        let evs = events(&mut d);
+        assert_eq!(evs.len(), 3, "{evs:?}");
+        assert!(
+            evs.iter()
+                .all(|e| matches!(e, Event::Resolved { result: Err(_), .. }))
+        );
+        let st = d.stats();
+        assert_eq!(
+            (
+                st.cache_misses,
+                st.cache_hits_inflight,
+                st.total_count,
+                st.errors
+            ),
+            (2, 5, 7, 1)
+        );
+        assert_eq!(
+            st.total_count,
+            st.cache_hits_completed + st.cache_hits_inflight + st.cache_misses
+        );
     }
 
     #[test]
@@ -782,7 +888,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_lookup_counts_a_hit_per_part_and_asks_nothing() {
+    fn a_cached_lookup_counts_one_hit_and_asks_nothing() {
         let mut d = dns(&["corp.test"]);
         let hosts = Hosts::default();
         let mut ids = || 5u16;
@@ -801,10 +907,10 @@ mod tests {
         let after = d.stats();
         assert_eq!(
             after.cache_hits_completed - before.cache_hits_completed,
-            2,
-            "A and AAAA"
+            1,
+            "one request, though A and AAAA both answered it (Bun counts requests)"
         );
-        assert_eq!(after.total_count - before.total_count, 2);
+        assert_eq!(after.total_count - before.total_count, 1);
         assert_eq!(d.in_flight(), 0);
         assert!(d.poll_output().is_none());
     }

@@ -99,6 +99,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error reported for another operation and name (a lookup's
+    /// parts become `getaddrinfo NAME`, a PTR query `getHostByAddr IP`).
+    #[must_use]
+    pub fn renamed(self, new_op: &str, new_name: &str) -> Self {
+        let (op, name) = (new_op.to_owned(), new_name.to_owned());
+        match self {
+            Self::NotFound { .. } => Self::NotFound { op, name },
+            Self::NoData { .. } => Self::NoData { op, name },
+            Self::ServFail { .. } => Self::ServFail { op, name },
+            Self::Refused { .. } => Self::Refused { op, name },
+            Self::Timeout { .. } => Self::Timeout { op, name },
+            Self::ConnRefused { .. } => Self::ConnRefused { op, name },
+            Self::FormErr { .. } => Self::FormErr { op, name },
+            Self::NotImp { .. } => Self::NotImp { op, name },
+            Self::BadResponse { problem, .. } => Self::BadResponse { op, name, problem },
+            other @ (Self::BadName { .. } | Self::Invalid(_) | Self::NoServers) => other,
+        }
+    }
+
     /// node's error code (`ENOTFOUND`...).
     #[must_use]
     pub fn code(&self) -> &'static str {

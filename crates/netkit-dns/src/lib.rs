@@ -27,8 +27,10 @@ pub mod hosts;
 pub mod message;
 pub mod resolv_conf;
 pub mod resolver;
+pub mod reverse;
 
 pub use client::{Dns, DnsConfig, Event, Family, RequestId};
 pub use error::Error;
 pub use message::{Answer, Record, RecordData, Rtype, Soa};
 pub use resolv_conf::ResolvConf;
+pub use reverse::{ptr_names, reverse_error, reverse_name};

@@ -724,6 +724,84 @@ pub(crate) mod tests {
         }
     }
 
+    /// A response to `q` (flags: a response) with `ancount` claimed and
+    /// `answer` as the bytes after the question.
+    fn crafted(q: &[u8], ancount: u16, answer: &[u8]) -> Vec<u8> {
+        let mut r = q.to_vec();
+        r[2] |= 0x80;
+        r[6..8].copy_from_slice(&ancount.to_be_bytes());
+        // The query's EDNS0 record is not repeated: no additional records.
+        r[10..12].copy_from_slice(&0u16.to_be_bytes());
+        let question_end = 12 + "a.test".len() + 2 + 4;
+        r.truncate(question_end);
+        r.extend_from_slice(answer);
+        r
+    }
+
+    /// Hostile encodings, each rejected as undecodable (never a panic, a
+    /// hang, or an allocation sized by what the message claims).
+    #[test]
+    fn hostile_names_and_counts_are_refused() {
+        let q = encode_query(9, "a.test", Rtype::A).unwrap();
+        let rest = [0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]; // A IN ttl rdata
+        let here = (12 + "a.test".len() + 2 + 4) as u16;
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        // A compression pointer to itself, and two pointing at each other.
+        let mut a = vec![0xC0 | (here >> 8) as u8, here as u8];
+        a.extend_from_slice(&rest);
+        cases.push(("a pointer to itself", crafted(&q, 1, &a)));
+        let mut a = vec![0xC0 | ((here + 2) >> 8) as u8, (here + 2) as u8];
+        a.extend_from_slice(&[0xC0 | (here >> 8) as u8, here as u8]);
+        a.extend_from_slice(&rest);
+        cases.push(("two pointers in a loop", crafted(&q, 1, &a)));
+        // A pointer past the end of the message.
+        let mut a = vec![0xFF, 0xFF];
+        a.extend_from_slice(&rest);
+        cases.push(("a pointer past the end", crafted(&q, 1, &a)));
+        // A name of 320 bytes (five 63-byte labels): over 255.
+        let mut a = Vec::new();
+        for _ in 0..5 {
+            a.push(63);
+            a.extend_from_slice(&[b'x'; 63]);
+        }
+        a.push(0);
+        a.extend_from_slice(&rest);
+        cases.push(("a name over 255 bytes", crafted(&q, 1, &a)));
+        // A label length of 64 (the reserved 01 label type).
+        let mut a = vec![64];
+        a.extend_from_slice(&[b'x'; 64]);
+        a.push(0);
+        a.extend_from_slice(&rest);
+        cases.push(("a label over 63 bytes", crafted(&q, 1, &a)));
+        // 65,535 answers claimed, one present.
+        let mut a = vec![0xC0, 12];
+        a.extend_from_slice(&rest);
+        cases.push(("counts beyond the message", crafted(&q, u16::MAX, &a)));
+        // A record cut inside its data.
+        let mut a = vec![0xC0, 12];
+        a.extend_from_slice(&rest[..rest.len() - 2]);
+        cases.push(("a truncated record", crafted(&q, 1, &a)));
+        // An rdlength past the end.
+        let mut a = vec![0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0xFF, 0xFF, 1, 2];
+        a.truncate(a.len());
+        cases.push(("an rdlength past the end", crafted(&q, 1, &a)));
+        for (what, bytes) in &cases {
+            assert_eq!(
+                read_response(bytes, 9, "a.test", Rtype::A),
+                Verdict::Ignore("undecodable"),
+                "{what}"
+            );
+        }
+        // The same frame with a sound answer is taken: the cases fail for
+        // the reason they name, not for the frame.
+        let mut a = vec![0xC0, 12];
+        a.extend_from_slice(&rest);
+        assert!(matches!(
+            read_response(&crafted(&q, 1, &a), 9, "a.test", Rtype::A),
+            Verdict::Answer(Ok(_))
+        ));
+    }
+
     #[test]
     fn what_is_not_ours_is_ignored() {
         let q = encode_query(9, "a.test", Rtype::A).unwrap();

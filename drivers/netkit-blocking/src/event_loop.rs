@@ -189,7 +189,24 @@ impl EventLoop {
         }
     }
 
-    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`).
+    /// node's `dns.reverse`: the host names of `ip` (its PTR records); `f`
+    /// runs with them on the loop. Errors name `getHostByAddr IP`.
+    pub fn reverse(
+        &mut self,
+        ip: IpAddr,
+        f: impl FnOnce(&mut Self, Result<Vec<String>, netkit_dns::Error>) + 'static,
+    ) {
+        self.resolve(&netkit_dns::reverse_name(ip), Rtype::Ptr, move |lp, r| {
+            f(
+                lp,
+                r.map(|a| netkit_dns::ptr_names(&a))
+                    .map_err(|e| netkit_dns::reverse_error(e, ip)),
+            );
+        });
+    }
+
+    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`; Bun's `port`
+    /// argument has no part here: the cache holds addresses by name).
     pub fn prefetch(&mut self, host: &str) {
         self.lookup(host, Family::Any, |_, _| {});
     }

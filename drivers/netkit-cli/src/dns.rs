@@ -231,24 +231,6 @@ fn render(answer: &Answer, rtype: Rtype) -> String {
     )
 }
 
-/// The PTR name of an IP address (`4.3.2.1.in-addr.arpa`, nibbles for IPv6).
-fn reverse_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
-        }
-        IpAddr::V6(v6) => {
-            let mut s = String::with_capacity(72);
-            for b in v6.octets().iter().rev() {
-                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
-            }
-            s.push_str("ip6.arpa");
-            s
-        }
-    }
-}
-
 fn family_of(ip: &IpAddr) -> u8 {
     if ip.is_ipv4() { 4 } else { 6 }
 }
@@ -279,13 +261,10 @@ pub(crate) fn run(args: DnsArgs) -> Result<ExitCode, Failure> {
                     "EINVAL: getHostByAddr {ip}: not an IP address"
                 )));
             };
-            let qname = reverse_name(addr);
-            lp.resolve(&qname, Rtype::Ptr, move |_, r| {
-                put(r.map(|a| render(&a, Rtype::Ptr)).map_err(|e| match e {
-                    netkit_dns::Error::NotFound { .. } => format!("ENOTFOUND: getHostByAddr {ip}"),
-                    netkit_dns::Error::NoData { .. } => format!("ENODATA: getHostByAddr {ip}"),
-                    other => other.to_string(),
-                }));
+            lp.reverse(addr, move |_, r| {
+                put(r
+                    .map(|names| list(names.iter().map(|n| js(n))))
+                    .map_err(|e| e.to_string()));
             });
         }
         DnsCmd::Lookup { name, all, family } => {
@@ -363,11 +342,16 @@ mod tests {
     #[test]
     fn reverse_names_and_json() {
         assert_eq!(
-            reverse_name("192.0.2.10".parse().unwrap()),
+            netkit_dns::reverse_name("192.0.2.10".parse().unwrap()),
             "10.2.0.192.in-addr.arpa"
         );
-        assert!(reverse_name("2001:db8::1".parse().unwrap()).starts_with("1.0.0.0.0.0.0.0"));
-        assert!(reverse_name("2001:db8::1".parse().unwrap()).ends_with("8.b.d.0.1.0.0.2.ip6.arpa"));
+        assert!(
+            netkit_dns::reverse_name("2001:db8::1".parse().unwrap()).starts_with("1.0.0.0.0.0.0.0")
+        );
+        assert!(
+            netkit_dns::reverse_name("2001:db8::1".parse().unwrap())
+                .ends_with("8.b.d.0.1.0.0.2.ip6.arpa")
+        );
         assert_eq!(js("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
         let caa = RecordData::Caa {
             critical: 0,

@@ -111,7 +111,17 @@ impl Runtime {
         }
     }
 
-    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`): the lookup runs
+    /// node's `dns.reverse`: the host names of `ip` (its PTR records).
+    /// Errors name `getHostByAddr IP`.
+    pub async fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, netkit_dns::Error> {
+        self.resolve(&netkit_dns::reverse_name(ip), Rtype::Ptr)
+            .await
+            .map(|a| netkit_dns::ptr_names(&a))
+            .map_err(|e| netkit_dns::reverse_error(e, ip))
+    }
+
+    /// Warms the DNS cache for `host` (Bun's `dns.prefetch`; Bun's `port`
+    /// argument has no part here: the cache holds addresses by name): the lookup runs
     /// as a detached task on smol's executor, nobody waits for it.
     pub fn prefetch(&self, host: &str) {
         let pending = {

@@ -101,12 +101,18 @@ impl Default for DnsSettings {
 /// The cache TTL the environment sets: `NETKIT_DNS_TTL_SECONDS`, else Bun's
 /// `BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS`, else 30 s.
 pub fn env_cache_ttl() -> Duration {
+    cache_ttl_from(|k| std::env::var(k).ok())
+}
+
+/// [`env_cache_ttl`] from any environment lookup: the first of the two
+/// variables that holds a whole number of seconds (0 turns the cache off).
+pub fn cache_ttl_from(get: impl Fn(&str) -> Option<String>) -> Duration {
     [
         "NETKIT_DNS_TTL_SECONDS",
         "BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS",
     ]
     .iter()
-    .find_map(|k| std::env::var(k).ok()?.trim().parse::<u64>().ok())
+    .find_map(|k| get(k)?.trim().parse::<u64>().ok())
     .map_or(Duration::from_secs(30), Duration::from_secs)
 }
 
@@ -295,23 +301,24 @@ impl Resolver {
         rtype: Rtype,
     ) -> Resolution<Answer, netkit_dns::Error> {
         if let Some(hit) = self.dns.cached(now, name, rtype) {
-            return Resolution::Ready(hit.cloned().map_err(Clone::clone));
+            let hit = hit.cloned().map_err(Clone::clone);
+            // node's `{ ttl: true }` on a cached answer: what is left of each TTL.
+            let age = self
+                .dns
+                .cached_age(now, name, rtype)
+                .map_or(0, |a| u32::try_from(a.as_secs()).unwrap_or(u32::MAX));
+            return Resolution::Ready(hit.map(|mut a| {
+                a.ttl = a.ttl.saturating_sub(age);
+                for r in &mut a.records {
+                    r.ttl = r.ttl.saturating_sub(age);
+                }
+                a
+            }));
         }
         match self.dns.resolve(now, name, rtype, random_id()) {
             Ok(r) => Resolution::Pending(r),
             Err(e) => Resolution::Ready(Err(e)),
         }
-    }
-
-    /// The records of a cached answer with their TTLs reduced by its age (for
-    /// node's `{ ttl: true }`).
-    #[must_use]
-    pub fn remaining_ttl(&self, now: Instant, name: &str, rtype: Rtype, ttl: u32) -> u32 {
-        let age = self
-            .dns
-            .cached_age(now, name, rtype)
-            .map_or(0, |a| a.as_secs() as u32);
-        ttl.saturating_sub(age)
     }
 
     /// Moves finished requests into the mailbox; returns them, for the driver
@@ -390,6 +397,48 @@ mod tests {
             cache: CacheConfig::default(),
             prefer_v6: false,
         }
+    }
+
+    #[test]
+    fn the_cache_ttl_comes_from_netkit_then_buns_variable() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let s = Duration::from_secs;
+        assert_eq!(cache_ttl_from(env(&[])), s(30));
+        assert_eq!(
+            cache_ttl_from(env(&[("NETKIT_DNS_TTL_SECONDS", "5")])),
+            s(5)
+        );
+        assert_eq!(
+            cache_ttl_from(env(&[("BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS", " 7 ")])),
+            s(7)
+        );
+        assert_eq!(
+            cache_ttl_from(env(&[
+                ("NETKIT_DNS_TTL_SECONDS", "0"),
+                ("BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS", "7")
+            ])),
+            s(0),
+            "netkit's name first; 0 turns the cache off"
+        );
+        assert_eq!(
+            cache_ttl_from(env(&[
+                ("NETKIT_DNS_TTL_SECONDS", "soon"),
+                ("BUN_CONFIG_DNS_TIME_TO_LIVE_SECONDS", "7")
+            ])),
+            s(7),
+            "a value that is not seconds is skipped"
+        );
+        assert_eq!(
+            cache_ttl_from(env(&[("NETKIT_DNS_TTL_SECONDS", "-1")])),
+            s(30)
+        );
     }
 
     #[test]
