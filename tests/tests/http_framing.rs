@@ -319,3 +319,188 @@ fn proxy_credentials_with_reserved_characters_are_decoded() {
     let want = "Proxy-Authorization: Basic YUBiOmM6cDovQCV3\r\n";
     assert!(req.contains(want), "{req}");
 }
+
+#[test]
+fn transfer_encoding_without_chunked_last_reads_to_the_close() {
+    // RFC 9112 §6.3: a response whose final coding is not chunked is read
+    // until the connection closes (the Content-Length is ignored).
+    assert_eq!(
+        body_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhello, all of it"),
+        b"hello, all of it"
+    );
+}
+
+#[test]
+fn transfer_encoding_with_content_length_never_reuses_the_connection() {
+    let s = RawServer::start(|_, _| {
+        Reply::Keep(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let (code, out, err) = fetch(&[&s.url("/1"), &s.url("/2")]);
+    assert_eq!((code, out.as_slice()), (0, &b"okok"[..]), "{err}");
+    assert_eq!(
+        s.accepted(),
+        2,
+        "a smuggling-shaped answer poisons its connection"
+    );
+}
+
+#[test]
+fn a_close_token_among_others_closes() {
+    let s = RawServer::start(|_, _| {
+        Reply::Keep(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 2\r\n\r\nok"
+                .to_vec(),
+        )
+    });
+    let (code, out, err) = fetch(&[&s.url("/1"), &s.url("/2")]);
+    assert_eq!((code, out.as_slice()), (0, &b"okok"[..]), "{err}");
+    assert_eq!(s.accepted(), 2);
+}
+
+#[test]
+fn an_undecodable_body_is_an_error_not_a_short_body() {
+    let (code, out, err) = {
+        let s = once(
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 12\r\n\r\nnot gzip at!",
+        );
+        fetch(&[&s.url("/")])
+    };
+    assert_eq!(code, 1, "stdout {out:?}");
+    assert!(err.starts_with("netkit: error: http: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_reset_before_the_answer_is_econnreset() {
+    // The server takes the connection and closes it with the request unread:
+    // the kernel answers with a reset.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let t = std::thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        let mut peek = [0u8; 1];
+        // Wait until the request is there, then drop it unread.
+        let _ = c.peek(&mut peek);
+        drop(c);
+    });
+    let (code, out, err) = fetch(&[&url]);
+    t.join().unwrap();
+    assert_eq!(code, 1, "stdout {out:?}");
+    assert!(err.starts_with("netkit: error: ECONNRESET: "), "{err}");
+}
+
+#[test]
+fn bodies_come_in_url_order_whatever_finishes_first() {
+    // /slow answers after /fast has finished: with --parallel 2 the output is
+    // still in the order the URLs were given.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let t = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap();
+            let slow = String::from_utf8_lossy(&buf[..n]).starts_with("GET /slow");
+            conns.push((slow, c));
+        }
+        conns.sort_by_key(|(slow, _)| *slow);
+        for (slow, c) in &mut conns {
+            let body: &[u8] = if *slow { b"first-url" } else { b"second-url" };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            c.write_all(body).unwrap();
+            c.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (code, out, err) = fetch(&[
+        "--parallel",
+        "2",
+        &format!("{base}/slow"),
+        &format!("{base}/fast"),
+    ]);
+    t.join().unwrap();
+    assert_eq!(
+        (code, out.as_slice()),
+        (0, &b"first-urlsecond-url"[..]),
+        "{err}"
+    );
+}
+
+#[test]
+fn output_file_and_data_file() {
+    use std::io::{Read, Write};
+    let dir = netkit_tests::peer::TempDir::new("nk-fetch-files").unwrap();
+    let body = dir.path().join("body.bin");
+    std::fs::write(&body, b"from a file \x00\xff").unwrap();
+    // A server that keeps the request it got.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/up", l.local_addr().unwrap());
+    let t = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.ends_with(b"\x00\xff") {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&req));
+            req.extend_from_slice(&buf[..n]);
+        }
+        c.write_all(
+            b"HTTP/1.1 201 Created\r\nContent-Length: 7\r\nConnection: close\r\n\r\ncreated",
+        )
+        .unwrap();
+        req
+    });
+    let out_path = dir.path().join("out.txt");
+    let (code, out, err) = fetch(&[
+        "--data-file",
+        body.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+        &url,
+    ]);
+    let req = t.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "the body went to the file");
+    assert_eq!(std::fs::read(&out_path).unwrap(), b"created");
+    let req = String::from_utf8_lossy(&req);
+    assert!(
+        req.starts_with("POST /up HTTP/1.1\r\n"),
+        "POST by default with a body: {req}"
+    );
+    assert!(
+        req.contains("\r\ncontent-length: 14\r\n") || req.contains("\r\nContent-Length: 14\r\n"),
+        "{req}"
+    );
+    let (code, _, err) = fetch(&["--data-file", "/nonexistent/body", &url]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("netkit: error: ENOENT: "), "{err}");
+}
+
+#[test]
+fn a_proxy_that_closes_mid_connect_is_a_proxy_error() {
+    // Closed before any answer, and closed inside the answer's head.
+    for reply in [&b""[..], b"HTTP/1.1 200 Conn"] {
+        let p = once(reply);
+        let proxy = p.url("");
+        let (code, out, err) = fetch(&[
+            "--proxy",
+            proxy.trim_end_matches('/'),
+            "https://origin.test/",
+        ]);
+        assert_eq!(code, 1, "stdout {out:?}");
+        assert!(
+            err.starts_with("netkit: error: proxy: "),
+            "{reply:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -368,15 +368,18 @@ impl Client {
         };
         let host = host_of(&r.url).ok_or_else(|| Error::Url(format!("no host in {}", r.url)))?;
         let port = r.url.port_or_known_default().unwrap_or(80);
-        let proxy = match &r.proxy {
-            Some(p) => p.clone(),
-            None => self.config.proxies.select(&r.url).cloned(),
-        };
-        if r.unix.is_some() && proxy.is_some() {
+        // A request's own proxy cannot go with a Unix socket (Bun refuses
+        // both options); the environment's proxies do not apply to one.
+        if r.unix.is_some() && matches!(r.proxy, Some(Some(_))) {
             return Err(Error::Proxy(
                 "a Unix socket and a proxy cannot be combined".into(),
             ));
         }
+        let proxy = match &r.proxy {
+            Some(p) => p.clone(),
+            None if r.unix.is_some() => None,
+            None => self.config.proxies.select(&r.url).cloned(),
+        };
         Ok(Route {
             tls: secure,
             host,

@@ -488,6 +488,28 @@ fn unix_and_proxy_cannot_combine() {
     );
 }
 
+/// The environment's proxies do not apply to a request over a Unix socket
+/// (only a request's own proxy conflicts with one).
+#[test]
+fn a_unix_request_ignores_the_environments_proxy() {
+    let proxies =
+        ProxyConfig::from_env(|k| (k == "http_proxy").then(|| "http://proxy.test:3128".into()))
+            .unwrap();
+    let mut h = H::with(|c| c.proxies = proxies);
+    let mut req = Request::get(Url::parse("http://x/").unwrap());
+    req.unix = Some("/tmp/s".into());
+    h.send(req);
+    assert_eq!(
+        h.actions(),
+        [Action::Connect {
+            conn: ConnId(1),
+            target: Target::Unix {
+                path: "/tmp/s".into()
+            }
+        }]
+    );
+}
+
 #[test]
 fn bad_requests_are_refused_at_once() {
     let mut h = H::new();

@@ -205,6 +205,11 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         ..Default::default()
     })
     .map_err(tls_failure)?;
+    if args.unix.is_some() && args.proxy.is_some() {
+        return Err(Failure(
+            "proxy: a Unix socket and a proxy cannot be combined".into(),
+        ));
+    }
     let proxies = ProxyConfig::from_env(|k| std::env::var(k).ok())?
         .with_overrides(args.proxy.as_deref(), args.noproxy.as_deref())?;
     let mut config = ClientConfig::new(Arc::new(tls));
