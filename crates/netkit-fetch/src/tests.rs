@@ -502,7 +502,7 @@ fn a_unix_request_ignores_the_environments_proxy() {
     assert_eq!(
         h.actions(),
         [Action::Connect {
-            conn: ConnId(1),
+            conn: ConnId(2),
             target: Target::Unix {
                 path: "/tmp/s".into()
             }
