@@ -172,6 +172,65 @@ fn dropping_a_response_mid_body_releases_its_connection() {
     });
 }
 
+/// A caller that does not read its body stops the connection from reading:
+/// a 64 MiB body is held back by TCP flow control, not pulled into memory,
+/// and all of it arrives, in order, once the caller reads.
+#[test]
+fn an_unread_smol_body_is_not_pulled_into_memory() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const TOTAL: usize = 64 << 20;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/big", l.local_addr().unwrap());
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf).unwrap();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\n\r\n");
+        c.write_all(head.as_bytes()).unwrap();
+        let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        while sent < TOTAL {
+            if c.write_all(&chunk).is_err() {
+                return;
+            }
+            sent += chunk.len();
+            w.store(sent, Ordering::SeqCst);
+        }
+    });
+    let pki = Pki::new();
+    let client = Runtime::new().http_client(config(&pki));
+    smol::block_on(async {
+        let mut r = client.fetch(get(&url)).await.unwrap();
+        // Not reading: the server can only fill the held body and the
+        // kernel's socket buffers.
+        smol::Timer::after(Duration::from_millis(500)).await;
+        let held = written.load(Ordering::SeqCst);
+        assert!(held < 24 << 20, "{held} bytes pulled in while nobody read");
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = r.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            for (i, b) in buf[..n].iter().enumerate() {
+                assert_eq!(
+                    *b,
+                    ((got + i) % (64 * 1024) % 251) as u8,
+                    "byte {}",
+                    got + i
+                );
+            }
+            got += n;
+        }
+        assert_eq!(got, TOTAL);
+    });
+    server.join().unwrap();
+}
+
 #[test]
 fn a_stale_connection_is_retried_on_smol_too() {
     let s = RawServer::stale_after_one();

@@ -516,6 +516,14 @@ impl Client {
         self.schedule(now);
     }
 
+    /// The request `conn` carries now, if any (a driver that holds body
+    /// data for its caller uses it to stop reading `conn` while that
+    /// caller is behind).
+    #[must_use]
+    pub fn request_on(&self, conn: ConnId) -> Option<ReqId> {
+        self.conns.get(&conn)?.req
+    }
+
     /// Transport bytes for `conn`.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn) else {

@@ -23,10 +23,20 @@ enum Cmd {
     Close,
 }
 
+/// Body bytes a request may hold unread by its caller before its
+/// connection stops reading (TCP flow control then slows the server).
+const BODY_HIGH_WATER: usize = 1 << 20;
+/// Reading resumes once the caller has taken the held body below this.
+const BODY_LOW_WATER: usize = 256 << 10;
+
 #[derive(Default)]
 struct ReqSlot {
     events: VecDeque<Event>,
     waker: Option<Waker>,
+    /// Body bytes queued in `events`.
+    buffered: usize,
+    /// The connection task waiting for `buffered` to fall.
+    reader: Option<Waker>,
 }
 
 struct Shared {
@@ -150,6 +160,9 @@ impl HttpClient {
                 | Event::Trace { req, .. } => *req,
             };
             if let Some(slot) = s.reqs.get_mut(&req) {
+                if let Event::Data { data, .. } = &ev {
+                    slot.buffered += data.len();
+                }
                 slot.events.push_back(ev);
                 if let Some(w) = slot.waker.take() {
                     w.wake();
@@ -192,6 +205,7 @@ impl HttpClient {
         loop {
             let step = future::or(
                 async {
+                    self.room(conn).await;
                     Step::Read(
                         sock.read_with(|s| {
                             let mut r: &socket2::Socket = s;
@@ -236,6 +250,28 @@ impl HttpClient {
                 Step::Cmd(Some(Cmd::Close) | None) => return,
             }
         }
+    }
+}
+
+impl HttpClient {
+    /// Waits while the request on `conn` holds more than
+    /// [`BODY_HIGH_WATER`] body bytes its caller has not taken: the socket
+    /// is not read meanwhile, so a 256 MiB body never sits in memory whole.
+    async fn room(&self, conn: ConnId) {
+        future::poll_fn(|cx| {
+            let mut s = lock(&self.shared);
+            let Some(req) = s.client.request_on(conn) else {
+                return Poll::Ready(());
+            };
+            match s.reqs.get_mut(&req) {
+                Some(slot) if slot.buffered > BODY_HIGH_WATER => {
+                    slot.reader = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                _ => Poll::Ready(()),
+            }
+        })
+        .await;
     }
 }
 
@@ -314,6 +350,14 @@ impl Guard {
             };
             match slot.events.pop_front() {
                 Some(ev) => {
+                    if let Event::Data { data, .. } = &ev {
+                        slot.buffered -= data.len();
+                        if slot.buffered <= BODY_LOW_WATER {
+                            if let Some(w) = slot.reader.take() {
+                                w.wake();
+                            }
+                        }
+                    }
                     if matches!(ev, Event::End { .. } | Event::Failed { .. }) {
                         s.reqs.remove(&req);
                     }
