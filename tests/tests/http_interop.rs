@@ -119,6 +119,58 @@ fn gzip_is_asked_for_and_decoded() {
     assert!(err.contains("< Content-Encoding: gzip"), "{err}");
 }
 
+/// `-v` and `NETKIT_VERBOSE_FETCH=curl` print curl's layout on stderr (the
+/// same request and status lines as `curl -v`); without them, and off a
+/// terminal, stderr stays empty, even for an 8 MiB body (no progress bar).
+#[test]
+fn the_trace_is_curls_and_stderr_is_quiet_otherwise() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let big = format!("http://{}/big.txt", ng.http);
+    let (code, out, err) = fetch(&[&big], &[]);
+    assert_eq!((code, out.len()), (0, 8 << 20), "{err}");
+    assert_eq!(err, "", "nothing on stderr off a terminal");
+    let small = format!("http://{}/small.txt", ng.http);
+    let (code, _, err) = fetch(&[&small], &[("NETKIT_VERBOSE_FETCH", "curl")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, v) = fetch(&["-v", &small], &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        err,
+        v.replace('\r', ""),
+        "the variable turns on the same trace as -v"
+    );
+    for l in v.lines() {
+        assert!(
+            l.starts_with("* ")
+                || l.starts_with("> ")
+                || l.starts_with("< ")
+                || l == ">"
+                || l == "<",
+            "{l:?} in\n{v}"
+        );
+    }
+    let c = Command::new("curl")
+        .args(["-sv", "-o", "/dev/null", &small])
+        .output()
+        .unwrap();
+    let c = String::from_utf8_lossy(&c.stderr).replace('\r', "");
+    for want in ["> GET /small.txt HTTP/1.1", "< HTTP/1.1 200 OK"] {
+        assert!(c.lines().any(|l| l == want), "curl: {c}");
+        assert!(
+            v.lines().any(|l| l.trim_end() == want),
+            "{want:?} missing from\n{v}"
+        );
+    }
+    let host = format!("> Host: {}", ng.http);
+    assert!(
+        v.lines().any(|l| l.trim_end() == host),
+        "{host:?} missing from\n{v}"
+    );
+    let (_, _, quiet) = fetch(&[&small], &[("NETKIT_VERBOSE_FETCH", "no")]);
+    assert_eq!(quiet, "", "only `curl` turns the trace on");
+}
+
 #[test]
 fn include_writes_the_head_as_received() {
     let pki = Pki::new();
