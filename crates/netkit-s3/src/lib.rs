@@ -2,7 +2,8 @@
 //! Signature Version 4.
 //!
 //! Sans-IO like every crate here: the environment arrives as a lookup
-//! function, the wall clock as a [`SystemTime`] argument, and the result is a
+//! function, the wall clock as an argument (a [`Duration`] since the Unix
+//! epoch: the driver reads the clock), and the result is a
 //! [`netkit_fetch::Request`] any driver sends. [`S3Config::from_env`] reads
 //! Bun's variables (`S3_*` before `AWS_*`); [`S3Config::request`] maps an
 //! object operation (`GET`, `HEAD`, `PUT`, `DELETE`) onto a path-style URL
@@ -11,7 +12,7 @@
 //! # Examples
 //!
 //! ```
-//! use std::time::{Duration, UNIX_EPOCH};
+//! use std::time::Duration;
 //! use netkit_s3::S3Config;
 //!
 //! let env = |k: &str| match k {
@@ -21,7 +22,7 @@
 //!     _ => None,
 //! };
 //! let s3 = S3Config::from_env(env)?;
-//! let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+//! let now = Duration::from_secs(1_700_000_000); // since the Unix epoch
 //! let req = s3.request("GET", "s3://bucket/a b+c.txt", None, now)?;
 //! assert_eq!(req.url.as_str(), "http://127.0.0.1:9000/bucket/a%20b%2Bc.txt");
 //! let auth = req.headers.iter().find(|(n, _)| n == "authorization").unwrap();
@@ -33,7 +34,7 @@ mod sigv4;
 
 pub use sigv4::{Signer, amz_date, hex_sha256};
 
-use std::time::SystemTime;
+use std::time::Duration;
 
 use netkit_fetch::{Request, Url};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -169,7 +170,7 @@ impl S3Config {
 
     /// The signed request for one object operation on `s3://bucket/key`:
     /// `GET`, `HEAD`, `PUT` (with `body`, empty without) or `DELETE`,
-    /// signed at `now` with `host`, `x-amz-content-sha256`, `x-amz-date`
+    /// signed at `now` (the wall clock, since the Unix epoch) with `host`, `x-amz-content-sha256`, `x-amz-date`
     /// (and `x-amz-security-token`) as the signed headers and the payload's
     /// SHA-256. Headers added afterwards are sent unsigned.
     pub fn request(
@@ -177,7 +178,7 @@ impl S3Config {
         method: &str,
         s3_url: &str,
         body: Option<Vec<u8>>,
-        now: SystemTime,
+        now: Duration,
     ) -> Result<Request, Error> {
         let method = method.to_ascii_uppercase();
         if !matches!(method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE") {
@@ -203,9 +204,10 @@ impl S3Config {
         Ok(req)
     }
 
-    /// A signer for this configuration's credentials and region at `now`.
+    /// A signer for this configuration's credentials and region at `now`
+    /// (the wall clock, since the Unix epoch).
     #[must_use]
-    pub fn signer(&self, now: SystemTime) -> Signer<'_> {
+    pub fn signer(&self, now: Duration) -> Signer<'_> {
         Signer {
             access_key_id: &self.access_key_id,
             secret_access_key: &self.secret_access_key,

@@ -2,7 +2,7 @@
 //! to sign, the HMAC key chain and the `Authorization` header.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use netkit_fetch::Url;
@@ -180,10 +180,11 @@ pub fn hex_sha256(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
-/// `now` as SigV4's `YYYYMMDDTHHMMSSZ` (UTC). A time before 1970 is 1970.
+/// A wall-clock time, given as its distance from the Unix epoch, in SigV4's
+/// `YYYYMMDDTHHMMSSZ` form (UTC).
 #[must_use]
-pub fn amz_date(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+pub fn amz_date(since_epoch: Duration) -> String {
+    let secs = since_epoch.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     format!(

@@ -1,4 +1,4 @@
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::*;
 
@@ -97,16 +97,12 @@ fn the_published_s3_examples() {
 
 #[test]
 fn dates_in_sigv4_form() {
-    let at = |s| amz_date(UNIX_EPOCH + Duration::from_secs(s));
+    let at = |s| amz_date(Duration::from_secs(s));
     assert_eq!(at(0), "19700101T000000Z");
     assert_eq!(at(1_369_353_600), "20130524T000000Z");
     assert_eq!(at(951_782_400), "20000229T000000Z");
     assert_eq!(at(1_700_000_000), "20231114T221320Z");
     assert_eq!(at(4_102_444_799), "20991231T235959Z");
-    assert_eq!(
-        amz_date(UNIX_EPOCH - Duration::from_secs(5)),
-        "19700101T000000Z"
-    );
 }
 
 /// An environment as (name, value) pairs.
@@ -289,7 +285,7 @@ fn keys_are_encoded_once_path_style() {
 #[test]
 fn requests_are_signed_over_what_is_sent() {
     let c = config();
-    let now = UNIX_EPOCH + Duration::from_secs(1_369_353_600);
+    let now = Duration::from_secs(1_369_353_600);
     let r = c
         .request("put", "s3://b/a b.txt", Some(b"hello".to_vec()), now)
         .unwrap();

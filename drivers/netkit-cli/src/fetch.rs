@@ -238,7 +238,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                 .as_deref()
                 .unwrap_or(if body.is_some() { "PUT" } else { "GET" });
             let mut r = s3
-                .request(m, u, body.clone(), std::time::SystemTime::now())
+                .request(m, u, body.clone(), wall_clock())
                 .map_err(|e| Failure(e.to_string()))?;
             // The user's headers go unsigned, after the signed ones.
             r.headers.extend(headers);
@@ -388,6 +388,13 @@ fn advance(
         *current += 1;
     }
     Ok(None)
+}
+
+/// The wall clock as S3 signing takes it: the time since the Unix epoch.
+fn wall_clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// node's errno name for a file error.
