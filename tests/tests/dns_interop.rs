@@ -357,6 +357,67 @@ fn coalescing(d: Driver) {
 
 netkit_tests::both_drivers!(coalescing);
 
+/// Resolvers that share a cache (as every `Resolver::default()` shares the
+/// process's): a name one loop resolved is a completed hit for another loop
+/// and for a smol runtime, with no second query upstream, and the counters
+/// are the cache's, the same wherever they are read.
+#[test]
+fn loops_and_runtimes_share_the_process_cache() {
+    let Some(nsd) = Nsd::start() else { return };
+    let relay = Relay::start(nsd.addr, false);
+    let settings = DnsSettings {
+        resolv_conf: netkit_dns::ResolvConf::default(),
+        servers: Some(vec![relay.addr()]),
+        cache: netkit_dns::cache::CacheConfig::default(),
+        prefer_v6: false,
+    };
+    let cache: netkit_sys::resolve::SharedCache =
+        Arc::new(Mutex::new(netkit_dns::cache::Cache::new(settings.cache)));
+    let resolver = || {
+        netkit_sys::Resolver::new(HostsFile::new("/nonexistent"), settings.clone())
+            .sharing(cache.clone())
+    };
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let resolve_on_a_loop = || {
+        let mut lp = netkit_blocking::EventLoop::new().unwrap();
+        *lp.resolver() = resolver();
+        let g = got.clone();
+        lp.lookup("both.test", Family::V4, move |_, r| {
+            g.lock()
+                .unwrap()
+                .push(r.map(|a| a.len()).map_err(|e| e.to_string()));
+        });
+        lp.run().unwrap();
+        lp.dns_stats()
+    };
+    let first = resolve_on_a_loop();
+    let second = resolve_on_a_loop();
+    let rt = netkit_smol::Runtime::with_resolver(resolver());
+    let third = ::smol::block_on(rt.lookup_family("both.test", Family::V4)).map(|a| a.len());
+    assert_eq!(*got.lock().unwrap(), [Ok(1), Ok(1)]);
+    assert_eq!(third.map_err(|e| e.to_string()), Ok(1));
+    assert_eq!(relay.queries(), 1, "one query upstream for three users");
+    assert_eq!((first.cache_misses, first.cache_hits_completed), (1, 0));
+    assert_eq!((second.cache_misses, second.cache_hits_completed), (1, 1));
+    let st = rt.dns_stats();
+    assert_eq!(
+        (
+            st.cache_misses,
+            st.cache_hits_completed,
+            st.total_count,
+            st.size
+        ),
+        (1, 2, 3, 1)
+    );
+    // A resolver of its own shares nothing.
+    let mut own = netkit_sys::Resolver::new(HostsFile::new("/nonexistent"), settings.clone());
+    assert_eq!(own.stats().total_count, 0);
+    assert!(matches!(
+        own.lookup(std::time::Instant::now(), "both.test"),
+        netkit_sys::resolve::Resolution::Pending(_)
+    ));
+}
+
 /// `netkit connect NAME PORT --dns-server`: a name only nsd knows.
 #[test]
 fn connect_resolves_through_the_dns_server() {

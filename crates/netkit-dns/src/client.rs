@@ -494,6 +494,14 @@ impl Dns {
         self.cache.stats()
     }
 
+    /// Exchanges this resolver's cache with `other` (a move, O(1)). A driver
+    /// whose resolvers share one cache (one per process, as Bun's) lends it
+    /// to a resolver for the length of a call and takes it back after; the
+    /// resolver itself holds no reference to anything shared.
+    pub fn swap_cache(&mut self, other: &mut Cache) {
+        std::mem::swap(&mut self.cache, other);
+    }
+
     /// The next thing to do on the wire (see [`Resolver::poll_output`]).
     pub fn poll_output(&mut self) -> Option<Output<'_>> {
         self.engine.poll_output()

@@ -15,9 +15,10 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use netkit_dns::cache::CacheConfig;
+use netkit_dns::cache::{Cache, CacheConfig};
 use netkit_dns::hosts::Hosts;
 use netkit_dns::resolver::Config as EngineConfig;
 use netkit_dns::{Answer, Dns, DnsConfig, Event, Family, RequestId, ResolvConf, Rtype};
@@ -222,14 +223,32 @@ pub fn connect_error(e: &netkit_dns::Error, host: &str) -> Error {
 pub struct Resolver {
     hosts: HostsFile,
     dns: Dns,
+    /// The cache this resolver shares with others (lent to `dns` for each
+    /// call), or `None` for a cache of its own.
+    shared: Option<SharedCache>,
     prefer_v6: bool,
     lookups: HashMap<RequestId, Result<Vec<IpAddr>, netkit_dns::Error>>,
     resolves: HashMap<RequestId, Result<Answer, netkit_dns::Error>>,
 }
 
+/// A DNS cache several resolvers share (each loop's, each runtime's).
+pub type SharedCache = Arc<Mutex<Cache>>;
+
+/// The process's DNS cache, made on first use with the environment's
+/// settings (`NETKIT_DNS_TTL_SECONDS`...): every [`Resolver::default`]
+/// shares it, as every user of Bun's `fetch` and `dns` shares Bun's.
+#[must_use]
+pub fn process_cache() -> SharedCache {
+    static CACHE: OnceLock<SharedCache> = OnceLock::new();
+    CACHE
+        .get_or_init(|| Arc::new(Mutex::new(Cache::new(DnsSettings::from_env().cache))))
+        .clone()
+}
+
 impl Default for Resolver {
+    /// The environment's resolver, sharing the [process's cache](process_cache).
     fn default() -> Self {
-        Self::new(HostsFile::from_env(), DnsSettings::from_env())
+        Self::new(HostsFile::from_env(), DnsSettings::from_env()).sharing(process_cache())
     }
 }
 
@@ -241,9 +260,31 @@ impl Resolver {
             hosts,
             prefer_v6: settings.prefer_v6,
             dns: Dns::new(settings.dns_config()),
+            shared: None,
             lookups: HashMap::new(),
             resolves: HashMap::new(),
         }
+    }
+
+    /// This resolver with `cache` (shared with other resolvers) in place of
+    /// a cache of its own.
+    #[must_use]
+    pub fn sharing(mut self, cache: SharedCache) -> Self {
+        self.shared = Some(cache);
+        self
+    }
+
+    /// Runs `f` with the shared cache lent to the resolver (under its lock),
+    /// or with the resolver's own.
+    fn cached<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let Some(shared) = self.shared.clone() else {
+            return f(self);
+        };
+        let mut cache = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        self.dns.swap_cache(&mut cache);
+        let r = f(self);
+        self.dns.swap_cache(&mut cache);
+        r
     }
 
     /// A resolver over this hosts file, with the settings of the environment.
@@ -280,12 +321,13 @@ impl Resolver {
                 .collect();
             return Resolution::Ready(Ok(v));
         }
-        let hosts = self.hosts.hosts(now);
-        let mut ids = random_id;
-        match self
-            .dns
-            .lookup(now, host, family, self.prefer_v6, hosts, &mut ids)
-        {
+        let looked = self.cached(|me| {
+            let hosts = me.hosts.hosts(now);
+            let mut ids = random_id;
+            me.dns
+                .lookup(now, host, family, me.prefer_v6, hosts, &mut ids)
+        });
+        match looked {
             Ok(Ok(addrs)) => Resolution::Ready(Ok(addrs)),
             Ok(Err(r)) => Resolution::Pending(r),
             Err(e) => Resolution::Ready(Err(connect_error(&e, host))),
@@ -295,6 +337,15 @@ impl Resolver {
     /// node's `resolve*`: the records of `name` (never the hosts file), from
     /// the cache when a live entry is there, else asked.
     pub fn resolve(
+        &mut self,
+        now: Instant,
+        name: &str,
+        rtype: Rtype,
+    ) -> Resolution<Answer, netkit_dns::Error> {
+        self.cached(|me| me.resolve_here(now, name, rtype))
+    }
+
+    fn resolve_here(
         &mut self,
         now: Instant,
         name: &str,
@@ -325,21 +376,23 @@ impl Resolver {
     /// to wake whoever asked. Call after every event on the DNS sockets and
     /// timers (it may start follow-up queries: poll the DNS output after it).
     pub fn pump(&mut self, now: Instant) -> Vec<RequestId> {
-        let mut done = Vec::new();
-        let mut ids = random_id;
-        while let Some(ev) = self.dns.poll_event(now, &mut ids) {
-            match ev {
-                Event::Resolved { request, result } => {
-                    self.resolves.insert(request, result);
-                    done.push(request);
-                }
-                Event::LookedUp { request, result } => {
-                    self.lookups.insert(request, result);
-                    done.push(request);
+        self.cached(|me| {
+            let mut done = Vec::new();
+            let mut ids = random_id;
+            while let Some(ev) = me.dns.poll_event(now, &mut ids) {
+                match ev {
+                    Event::Resolved { request, result } => {
+                        me.resolves.insert(request, result);
+                        done.push(request);
+                    }
+                    Event::LookedUp { request, result } => {
+                        me.lookups.insert(request, result);
+                        done.push(request);
+                    }
                 }
             }
-        }
-        done
+            done
+        })
     }
 
     /// A finished lookup's addresses (taken out of the mailbox).
@@ -371,18 +424,24 @@ impl Resolver {
     /// Drops the cached addresses of `host` after one of them failed to
     /// connect (Bun does).
     pub fn evict(&mut self, host: &str) {
-        self.dns.evict(host);
+        self.cached(|me| me.dns.evict(host));
     }
 
-    /// The sans-IO resolver, for the driver's I/O pump.
+    /// The sans-IO resolver, for the driver's I/O pump (its engine: the
+    /// cache is reached through this resolver's own methods, which lend it
+    /// the shared one).
     pub fn dns(&mut self) -> &mut Dns {
         &mut self.dns
     }
 
-    /// Bun's six cache counters.
+    /// Bun's six cache counters (the shared cache's, when shared: every
+    /// resolver sharing it counts there).
     #[must_use]
     pub fn stats(&self) -> netkit_dns::cache::Stats {
-        self.dns.stats()
+        match &self.shared {
+            Some(c) => c.lock().unwrap_or_else(PoisonError::into_inner).stats(),
+            None => self.dns.stats(),
+        }
     }
 }
 
