@@ -131,6 +131,7 @@ pub struct Nsd {
     pub peer: crate::peer::Peer,
     /// Where it answers (UDP and TCP).
     pub addr: SocketAddr,
+    conf: std::path::PathBuf,
     _dir: crate::peer::TempDir,
 }
 
@@ -155,7 +156,7 @@ impl Nsd {
              xfrdfile: \"{d}/xfrd.state\"\n    xfrdir: \"{d}\"\n    zonelistfile: \"{d}/zone.list\"\n    \
              logfile: \"{d}/nsd.log\"\n    server-count: 1\n    do-ip6: no\n    verbosity: 1\n    \
              rrl-ratelimit: 0\n\
-             remote-control:\n    control-enable: no\n\
+             remote-control:\n    control-enable: yes\n    control-interface: \"{d}/nsd.ctl\"\n\
              zone:\n    name: \"test.\"\n    zonefile: \"test.zone\"\n\
              zone:\n    name: \"2.0.192.in-addr.arpa.\"\n    zonefile: \"reverse.zone\"\n",
             d = d.display()
@@ -172,8 +173,30 @@ impl Nsd {
         Some(Self {
             peer,
             addr,
+            conf: conf_path,
             _dir: dir,
         })
+    }
+
+    /// The queries nsd has answered so far (its own count, from
+    /// `nsd-control stats_noreset` over its control socket).
+    pub fn queries(&self) -> u64 {
+        let out = std::process::Command::new("nsd-control")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("stats_noreset")
+            .output()
+            .expect("run nsd-control");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("num.queries="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no num.queries from nsd-control: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
     }
 }
 
