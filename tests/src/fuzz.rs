@@ -741,3 +741,73 @@ pub fn proxy_select(data: &[u8]) {
     assert!(!d.matches(&format!("{probe}example.com"), 80));
     assert!(d.matches(&format!("{probe}.example.com"), 80));
 }
+
+/// Arbitrary bytes as a `sendMany` list (entries cut at `\0`: a tag byte
+/// `d`ata, `p`ort or `a`ddress, then its text), decoded for both families
+/// and planned under limits taken from the first bytes; then the same bytes
+/// as a GRO buffer split at a segment size. Checks: decoding never panics
+/// and names an index inside the list; a plan carries every packet once, in
+/// order, within its limits; the split rebuilds the buffer.
+pub fn udp_batch(data: &[u8]) {
+    use netkit_udp::args::{Arg, Error, Family, decode_connected, decode_unconnected};
+    use netkit_udp::plan::{Batch, Limits, plan};
+    let (head, rest) = data.split_at(data.len().min(4));
+    let b = |i: usize| head.get(i).copied().unwrap_or(0);
+    let limits = Limits {
+        gso: b(0) & 1 == 1,
+        max_segments: 1 + usize::from(b(1) % 64),
+        max_batch: 1 + usize::from(b(2)),
+        ..Limits::default()
+    };
+    let entries: Vec<&[u8]> = rest.split(|c| *c == 0).collect();
+    let texts: Vec<String> = entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
+    let args: Vec<Arg<'_>> = entries
+        .iter()
+        .zip(&texts)
+        .map(|(e, t)| match e.first() {
+            Some(b'p') => Arg::Port(t[1..].trim().parse().unwrap_or(-1)),
+            Some(b'a') => Arg::Addr(&t[1..]),
+            _ => Arg::Data(e.get(1..).unwrap_or(&[])),
+        })
+        .collect();
+    for family in [Family::V4, Family::V6] {
+        match decode_unconnected(&args, family) {
+            Ok(packets) => {
+                assert_eq!(packets.len() * 3, args.len());
+                let mut next = 0;
+                for batch in plan(&packets, &limits) {
+                    let r = batch.range();
+                    assert_eq!(r.start, next);
+                    assert!(!r.is_empty() && r.end <= packets.len());
+                    if let Batch::Gso { count, segment, .. } = batch {
+                        assert!(count >= 2 && count <= limits.max_segments);
+                        assert!(
+                            packets[r.clone()]
+                                .iter()
+                                .all(|p| p.to == packets[r.start].to && p.data.len() <= segment)
+                        );
+                    }
+                    next = r.end;
+                }
+                assert_eq!(next, packets.len());
+            }
+            Err(
+                Error::NotData(i)
+                | Error::NotPort(i)
+                | Error::Connected(i)
+                | Error::Port { index: i, .. }
+                | Error::Addr { index: i, .. }
+                | Error::Family { index: i, .. },
+            ) => assert!(i < args.len()),
+            Err(Error::Length(n)) => assert_eq!(n, args.len()),
+            Err(e) => panic!("an error without its place: {e}"),
+        }
+    }
+    let _ = decode_connected(&args);
+    let segment = usize::from(b(3));
+    let pieces: Vec<&[u8]> = netkit_udp::recv::split(rest, segment).collect();
+    assert_eq!(pieces.concat(), rest);
+}

@@ -55,6 +55,11 @@ fn write_tls_seeds() {
 }
 
 #[test]
+fn udp_batch_corpus() {
+    replay("udp_batch", netkit_tests::fuzz::udp_batch);
+}
+
+#[test]
 fn connect_plan_corpus() {
     replay("connect_plan", netkit_tests::fuzz::connect_plan);
 }

@@ -3,6 +3,7 @@
 mod dns;
 mod fetch;
 mod listen_connect;
+mod udp;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Cmd {
     Connect(listen_connect::ConnectArgs),
     /// Resolve names (node's dns.promises): JSON in node's shapes.
     Dns(dns::DnsArgs),
+    /// Send and receive datagrams (Bun.udpSocket).
+    Udp(udp::UdpArgs),
 }
 
 /// A failure to report as `netkit: error: KIND: detail`, exit status 1.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Cmd::Listen(a) => listen_connect::listen(a),
         Cmd::Connect(a) => listen_connect::connect(a),
         Cmd::Dns(a) => dns::run(a),
+        Cmd::Udp(a) => udp::run(a),
     };
     match result {
         Ok(code) => code,

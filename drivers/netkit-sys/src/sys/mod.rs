@@ -4,11 +4,13 @@
 //! fallback.
 //!
 //! What it is: the readiness poller (epoll and eventfd on Linux, `polling`
-//! elsewhere), node's errno names for OS errors, and the capability probe. As
-//! UDP lands, `sendmmsg`/`recvmmsg`, `UDP_SEGMENT`/`UDP_GRO` control messages
-//! and source-specific multicast join it (the quinn-udp model). What it is not:
+//! elsewhere), node's errno names for OS errors, the capability probe, and
+//! UDP's batch calls (`udp`: `sendmmsg`, GSO sends with `UDP_SEGMENT`,
+//! `recvmmsg`, the GSO probe by a real send; `UDP_GRO` and source-specific
+//! multicast are to come), the quinn-udp model. What it is not:
 //! a place for protocol decisions (those are in `crates/`), or for anything
 //! `socket2` and `std` already do safely.
 pub mod caps;
 pub mod errno;
 pub mod poller;
+pub mod udp;

@@ -1,0 +1,244 @@
+//! `netkit udp listen` and `netkit udp send` (shared/CLI.md): datagrams with
+//! Bun's `udpSocket` rules. The list is decoded and planned by `netkit-udp`
+//! (GSO runs, `sendmmsg` batches); the kernel calls are netkit-sys's shim.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use netkit_sys::os_error;
+use netkit_sys::sys::udp;
+use netkit_udp::Packet;
+use netkit_udp::args::{Arg, Family, decode_unconnected};
+use netkit_udp::plan::{Batch, Limits, plan};
+
+use crate::Failure;
+
+/// Datagrams received per readiness (a flood cannot starve the signal check).
+const RECV_BATCH: usize = 32;
+/// The largest datagram (a UDP payload over IPv6).
+const MAX_DATAGRAM: usize = 65_535;
+
+#[derive(Debug, Args)]
+pub(crate) struct UdpArgs {
+    #[command(subcommand)]
+    cmd: UdpCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum UdpCmd {
+    /// Print every datagram received (`From ADDR:PORT: MESSAGE`).
+    Listen {
+        /// Address to bind (an IP literal or a hosts-file name).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to bind (0: any).
+        #[arg(long)]
+        port: u16,
+        /// Answer each datagram with `ack`.
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Send the messages in one batch (sendMany) to IP:PORT; prints `sent N`.
+    Send {
+        /// Send the message list this many times over.
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+        /// The destination: an IP literal and a port (`[IPv6]:PORT`).
+        target: String,
+        /// The datagrams, one per message (an empty one is a 0-byte datagram).
+        #[arg(required = true, allow_hyphen_values = true)]
+        messages: Vec<String>,
+    },
+}
+
+pub(crate) fn run(args: UdpArgs) -> Result<ExitCode, Failure> {
+    match args.cmd {
+        UdpCmd::Listen { host, port, ack } => listen(&host, port, ack),
+        UdpCmd::Send {
+            repeat,
+            target,
+            messages,
+        } => send(&target, &messages, repeat),
+    }
+}
+
+/// The bind address: an IP literal, or a name the hosts file knows.
+fn bind_addr(host: &str, port: u16) -> Result<SocketAddr, Failure> {
+    if let Some((ip, _)) = netkit_udp::args::parse_ip(host) {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut r = netkit_sys::Resolver::default();
+    let ip = match r.lookup(std::time::Instant::now(), host) {
+        netkit_sys::resolve::Resolution::Ready(Ok(ips)) => ips.into_iter().next(),
+        netkit_sys::resolve::Resolution::Ready(Err(e)) => return Err(Failure(e.to_string())),
+        netkit_sys::resolve::Resolution::Pending(req) => {
+            r.forget(req);
+            None
+        }
+    };
+    ip.map(|ip| SocketAddr::new(ip, port))
+        .ok_or_else(|| Failure(format!("ENOTFOUND: getaddrinfo {host}")))
+}
+
+fn listen(host: &str, port: u16, ack: bool) -> Result<ExitCode, Failure> {
+    let addr = bind_addr(host, port)?;
+    let sock = UdpSocket::bind(addr)
+        .map_err(|e| Failure(os_error(&e, format!("bind {addr}")).to_string()))?;
+    // Wake up now and then to notice a signal (SIGINT/SIGTERM: exit 0).
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let local = sock.local_addr()?;
+    // A diagnostic: stdout carries only the datagrams.
+    eprintln!("listening on {local}");
+    let mut bufs = vec![vec![0u8; MAX_DATAGRAM]; RECV_BATCH];
+    let mut got = Vec::with_capacity(RECV_BATCH);
+    let mut out = io::stdout().lock();
+    while !stop.load(Ordering::Relaxed) {
+        match udp::recv_many(&sock, &mut bufs, &mut got) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            // An ICMP error for an earlier `ack` surfaces here: not ours to die of.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(Failure(os_error(&e, format!("recv {local}")).to_string())),
+        }
+        for (r, buf) in got.iter().zip(&bufs) {
+            let from = r.from.map_or_else(|| "?".to_owned(), |a| a.to_string());
+            out.write_all(b"From ")?;
+            out.write_all(from.as_bytes())?;
+            out.write_all(b": ")?;
+            out.write_all(String::from_utf8_lossy(&buf[..r.len]).as_bytes())?;
+            out.write_all(b"\n")?;
+            if ack {
+                if let Some(to) = r.from {
+                    let _ = sock.send_to(b"ack", to);
+                }
+            }
+        }
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `IP:PORT` with an IP literal, as Bun's `send` requires (no DNS).
+fn target(s: &str) -> Result<SocketAddr, Failure> {
+    let bad = || {
+        Failure(format!(
+            "EINVAL: udp send: invalid address {s:?} (an IP literal and a port are required, e.g. 127.0.0.1:9000 or [::1]:9000)"
+        ))
+    };
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?;
+    if !host.starts_with('[') && host.contains(':') {
+        return Err(bad()); // an IPv6 address needs its brackets before a port
+    }
+    let (ip, scope) = netkit_udp::args::parse_ip(host).ok_or_else(bad)?;
+    Ok(match ip {
+        IpAddr::V6(v6) => SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope)),
+        v4 => SocketAddr::new(v4, port),
+    })
+}
+
+fn send(to: &str, messages: &[String], repeat: u64) -> Result<ExitCode, Failure> {
+    let to = target(to)?;
+    let (family, any) = match to {
+        SocketAddr::V4(_) => (Family::V4, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)),
+        SocketAddr::V6(_) => (Family::V6, SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)),
+    };
+    let sock = UdpSocket::bind(any)
+        .map_err(|e| Failure(os_error(&e, format!("bind {any}")).to_string()))?;
+    // The sendMany list, decoded and planned as the library does it.
+    let (ip, port) = (to.ip().to_string(), i64::from(to.port()));
+    let mut list = Vec::with_capacity(messages.len() * 3);
+    for m in messages {
+        list.extend([Arg::Data(m.as_bytes()), Arg::Port(port), Arg::Addr(&ip)]);
+    }
+    let packets = decode_unconnected(&list, family).map_err(|e| Failure(e.to_string()))?;
+    let limits = Limits {
+        gso: udp::gso_works(),
+        ..Limits::default()
+    };
+    let batches = plan(&packets, &limits);
+    // GSO buffers are built once and reused for every repeat.
+    let gso_bufs: Vec<Option<Vec<u8>>> = batches
+        .iter()
+        .map(|b| match b {
+            Batch::Gso { .. } => Some(
+                packets[b.range()]
+                    .iter()
+                    .flat_map(|p| p.data)
+                    .copied()
+                    .collect(),
+            ),
+            Batch::Many { .. } => None,
+        })
+        .collect();
+    let mut sent: u64 = 0;
+    for _ in 0..repeat {
+        for (b, buf) in batches.iter().zip(&gso_bufs) {
+            sent += carry_out(&sock, &packets, *b, buf.as_deref(), to)?;
+        }
+    }
+    println!("sent {sent}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends one batch of the plan whole, waiting while the kernel has no room
+/// (ENOBUFS, a short `sendmmsg`): nothing is dropped here. Returns the
+/// datagrams the kernel reported taken.
+fn carry_out(
+    sock: &UdpSocket,
+    packets: &[Packet<'_>],
+    batch: Batch,
+    gso: Option<&[u8]>,
+    to: SocketAddr,
+) -> Result<u64, Failure> {
+    let fail = |e: &io::Error| Failure(os_error(e, format!("send {to}")).to_string());
+    // ENOBUFS: the kernel's queue is full for now (backpressure, not an error).
+    let full = |e: &io::Error| {
+        netkit_sys::sys::errno::errno_name(e) == "ENOBUFS"
+            || matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            )
+    };
+    match (batch, gso) {
+        (Batch::Gso { count, segment, .. }, Some(data)) => loop {
+            match udp::send_gso(sock, data, segment as u16, Some(to)) {
+                Ok(_) => return Ok(count as u64),
+                Err(e) if full(&e) => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => return Err(fail(&e)),
+            }
+        },
+        _ => {
+            let range = batch.range();
+            let list: Vec<(&[u8], Option<SocketAddr>)> =
+                packets[range].iter().map(|p| (p.data, p.to)).collect();
+            let mut done = 0;
+            while done < list.len() {
+                match udp::send_many(sock, &list[done..]) {
+                    Ok(n) => done += n,
+                    Err(e) if full(&e) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(e) => return Err(fail(&e)),
+                }
+            }
+            Ok(done as u64)
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! UDP batch syscalls: `sendmmsg`, `sendmsg` with a `UDP_SEGMENT` control
+//! message (GSO), and `recvmmsg`, each with a plain fallback, and the GSO
+//! probe (a real two-segment send to ourselves: some sandboxes accept the
+//! option and then refuse or ignore the send). Linux only; elsewhere every
+//! call is the plain one.
+#![allow(
+    unsafe_code,
+    reason = "sendmmsg, recvmmsg and control messages have no safe std or socket2 wrappers; each block states its contract"
+)]
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One datagram received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Its length (of the bytes that fit the buffer).
+    pub len: usize,
+    /// Who sent it.
+    pub from: Option<SocketAddr>,
+    /// It was longer than the buffer (the rest is lost, as the kernel does).
+    pub truncated: bool,
+}
+
+/// Which kernel path carried a send, for reports (`cargo xtask demo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// One `sendmsg` with `UDP_SEGMENT`.
+    Gso,
+    /// `sendmmsg`.
+    Mmsg,
+    /// One `send_to` per datagram.
+    Plain,
+}
+
+/// Set once `sendmmsg`/`recvmmsg` answered ENOSYS or EPERM (seccomp):
+/// every later call goes the plain way.
+static NO_MMSG: AtomicBool = AtomicBool::new(false);
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
+}
+
+/// Whether a GSO send works here: probed once, by sending two 2-byte
+/// segments in one call from one loopback socket to another and seeing both
+/// arrive.
+#[must_use]
+pub fn gso_works() -> bool {
+    static GSO: OnceLock<bool> = OnceLock::new();
+    *GSO.get_or_init(probe_gso)
+}
+
+fn probe_gso() -> bool {
+    let (Ok(a), Ok(b)) = (
+        UdpSocket::bind("127.0.0.1:0"),
+        UdpSocket::bind("127.0.0.1:0"),
+    ) else {
+        return false;
+    };
+    let Ok(to) = b.local_addr() else {
+        return false;
+    };
+    if send_gso(&a, b"abcd", 2, Some(to)).ok() != Some(4) {
+        return false;
+    }
+    if b.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    while got.len() < 2 {
+        match b.recv(&mut buf) {
+            Ok(n) => got.push(buf[..n].to_vec()),
+            Err(_) => return false,
+        }
+    }
+    got == [b"ab".to_vec(), b"cd".to_vec()]
+}
+
+/// Sends `packets` (payload, destination; `None` on a connected socket) in
+/// one `sendmmsg` call (at most 1,024); returns how many the kernel took.
+/// Without `sendmmsg`, one `send_to` each (stopping at the first that would
+/// block, after at least one was sent).
+pub fn send_many(sock: &UdpSocket, packets: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
+    if packets.is_empty() {
+        return Ok(0);
+    }
+    if !NO_MMSG.load(Ordering::Relaxed) {
+        match sendmmsg(sock, packets) {
+            Err(e) if is_missing(&e) => NO_MMSG.store(true, Ordering::Relaxed),
+            other => return other,
+        }
+    }
+    send_plain(sock, packets)
+}
+
+fn send_plain(sock: &UdpSocket, packets: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
+    for (i, (data, to)) in packets.iter().enumerate() {
+        let r = match to {
+            Some(to) => sock.send_to(data, to),
+            None => sock.send(data),
+        };
+        match r {
+            Ok(_) => {}
+            Err(e) if i > 0 && e.kind() == io::ErrorKind::WouldBlock => return Ok(i),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(packets.len())
+}
+
+#[cfg(target_os = "linux")]
+fn sendmmsg(sock: &UdpSocket, packets: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let n = packets.len().min(1024);
+    let addrs: Vec<Option<socket2::SockAddr>> = packets[..n]
+        .iter()
+        .map(|(_, to)| to.map(socket2::SockAddr::from))
+        .collect();
+    let mut iovs: Vec<libc::iovec> = packets[..n]
+        .iter()
+        .map(|(data, _)| libc::iovec {
+            iov_base: data.as_ptr().cast_mut().cast(),
+            iov_len: data.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
+    for (i, addr) in addrs.iter().enumerate() {
+        // SAFETY: mmsghdr is plain C data; all-zero is a valid value (null
+        // pointers, zero lengths and flags).
+        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        // SAFETY: `i < n == iovs.len()`: the pointer stays inside `iovs`,
+        // which outlives the call and is not moved meanwhile.
+        m.msg_hdr.msg_iov = unsafe { iovs.as_mut_ptr().add(i) };
+        m.msg_hdr.msg_iovlen = 1;
+        if let Some(a) = addr {
+            m.msg_hdr.msg_name = a.as_ptr().cast_mut().cast();
+            m.msg_hdr.msg_namelen = a.len();
+        }
+        msgs.push(m);
+    }
+    // SAFETY: `msgs` holds `n` initialised headers whose iovecs and names
+    // point into `iovs`, `addrs` and the callers' payloads, all alive and
+    // unmoved until the call returns; the kernel only reads them (and writes
+    // each `msg_len`).
+    let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sendmmsg(_sock: &UdpSocket, _packets: &[(&[u8], Option<SocketAddr>)]) -> io::Result<usize> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// Sends `data` as datagrams of `segment` bytes (the last may be shorter)
+/// in one GSO call; returns the bytes the kernel took (all of them, or an
+/// error). Callers check [`gso_works`] first.
+#[cfg(target_os = "linux")]
+pub fn send_gso(
+    sock: &UdpSocket,
+    data: &[u8],
+    segment: u16,
+    to: Option<SocketAddr>,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let addr = to.map(socket2::SockAddr::from);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // Room for one control message of a u16, 8-byte aligned.
+    let mut control = [0u64; 4];
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+    debug_assert!(space <= size_of_val(&control));
+    // SAFETY: msghdr is plain C data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(a) = &addr {
+        msg.msg_name = a.as_ptr().cast_mut().cast();
+        msg.msg_namelen = a.len();
+    }
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `control`, at least `space` bytes and
+    // aligned for cmsghdr, so the first header fits; CMSG_DATA of it has
+    // room for the u16 (CMSG_LEN(2) <= space), written unaligned.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+    }
+    // SAFETY: every pointer in `msg` (iov, name, control) refers to live,
+    // unmoved memory for the length of the call; the kernel only reads it.
+    let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Without GSO: an error, so that [`gso_works`] is false.
+#[cfg(not(target_os = "linux"))]
+pub fn send_gso(
+    _sock: &UdpSocket,
+    _data: &[u8],
+    _segment: u16,
+    _to: Option<SocketAddr>,
+) -> io::Result<usize> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// Receives up to `bufs.len()` datagrams in one `recvmmsg` call (the socket's
+/// blocking mode and timeout apply to the first; the rest are taken only if
+/// already queued). Without `recvmmsg`, one `recv_from`.
+pub fn recv_many(
+    sock: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    out: &mut Vec<Received>,
+) -> io::Result<usize> {
+    out.clear();
+    if bufs.is_empty() {
+        return Ok(0);
+    }
+    if !NO_MMSG.load(Ordering::Relaxed) {
+        match recvmmsg(sock, bufs, out) {
+            Err(e) if is_missing(&e) => NO_MMSG.store(true, Ordering::Relaxed),
+            other => return other,
+        }
+    }
+    let (n, from) = sock.recv_from(&mut bufs[0])?;
+    out.push(Received {
+        len: n,
+        from: Some(from),
+        // recv_from cannot tell; recvmmsg's MSG_TRUNC can.
+        truncated: false,
+    });
+    Ok(1)
+}
+
+#[cfg(target_os = "linux")]
+fn recvmmsg(sock: &UdpSocket, bufs: &mut [Vec<u8>], out: &mut Vec<Received>) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let n = bufs.len().min(1024);
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: sockaddr_storage is plain C data; all-zero is valid.
+    let mut names: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; n];
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: plain C data, all-zero valid.
+        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        // SAFETY: `i < n`, inside `iovs` and `names`, which outlive the call unmoved.
+        unsafe {
+            m.msg_hdr.msg_iov = iovs.as_mut_ptr().add(i);
+            m.msg_hdr.msg_name = names.as_mut_ptr().add(i).cast();
+        }
+        m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msgs.push(m);
+    }
+    // SAFETY: `n` initialised headers, each with one iovec over a live buffer
+    // of its stated length and a name buffer of its stated size; the kernel
+    // writes at most that much into each. MSG_WAITFORONE: block (per the
+    // socket's mode and timeout) for the first datagram only.
+    let r = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let r = r as usize;
+    for (m, name) in msgs.iter().zip(&names).take(r) {
+        out.push(Received {
+            len: m.msg_len as usize,
+            from: to_socket_addr(name),
+            truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        });
+    }
+    Ok(r)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recvmmsg(
+    _sock: &UdpSocket,
+    _bufs: &mut [Vec<u8>],
+    _out: &mut Vec<Received>,
+) -> io::Result<usize> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+#[cfg(target_os = "linux")]
+fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+    match i32::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in;
+            // sockaddr_storage is large and aligned enough for it.
+            let a = unsafe { &*std::ptr::from_ref(s).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).into(),
+                u16::from_be(a.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*std::ptr::from_ref(s).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                u32::from_be(a.sin6_flowinfo),
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_arrive_whole_and_in_order() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = b.local_addr().unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let list: Vec<(&[u8], Option<SocketAddr>)> =
+            vec![(b"one", Some(to)), (b"", Some(to)), (b"three", Some(to))];
+        assert_eq!(send_many(&a, &list).unwrap(), 3);
+        if gso_works() {
+            assert_eq!(send_gso(&a, b"xxyyz", 2, Some(to)).unwrap(), 5);
+        } else {
+            send_many(
+                &a,
+                &[(b"xx", Some(to)), (b"yy", Some(to)), (b"z", Some(to))],
+            )
+            .unwrap();
+        }
+        let mut bufs = vec![vec![0u8; 64]; 8];
+        let mut got = Vec::new();
+        let mut seen = Vec::new();
+        while seen.len() < 6 {
+            recv_many(&b, &mut bufs, &mut got).unwrap();
+            for (r, buf) in got.iter().zip(&bufs) {
+                assert_eq!(r.from, Some(a.local_addr().unwrap()));
+                assert!(!r.truncated);
+                seen.push(buf[..r.len].to_vec());
+            }
+        }
+        let want: [&[u8]; 6] = [b"one", b"", b"three", b"xx", b"yy", b"z"];
+        assert_eq!(seen, want.map(<[u8]>::to_vec));
+        // A datagram longer than its buffer is flagged.
+        a.send_to(&[1u8; 100], to).unwrap();
+        let mut small = vec![vec![0u8; 10]];
+        recv_many(&b, &mut small, &mut got).unwrap();
+        assert_eq!((got[0].len, got[0].truncated), (10, true));
+    }
+}
