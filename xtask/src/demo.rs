@@ -92,7 +92,51 @@ pub(crate) fn run() -> Result {
     demo_unix(&netkit)?;
     demo_dns(&netkit)?;
     demo_fetch(&netkit)?;
-    println!("(UDP joins this demo as its issue lands.)");
+    demo_udp(&netkit)?;
+    Ok(())
+}
+
+/// UDP: a sendMany batch to `netkit udp listen`, and the kernel path that
+/// carried it.
+fn demo_udp(netkit: &Path) -> Result {
+    println!("== UDP: netkit udp send (one sendMany batch) to netkit udp listen");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut server = Child(
+        Command::new(netkit)
+            .args(["udp", "listen", "--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("start netkit udp listen: {e}"))?,
+    );
+    let mut err = BufReader::new(server.0.stderr.take().ok_or("no stderr")?);
+    let mut line = String::new();
+    err.read_line(&mut line).map_err(|e| e.to_string())?;
+    println!("server: {}", line.trim());
+    let target = format!("127.0.0.1:{port}");
+    let messages = ["aaaa", "bbbb", "cccc", "dddd", "a longer one"];
+    let out = Command::new(netkit)
+        .args(["udp", "send", "-v", &target])
+        .args(messages)
+        .output()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "client: {} {}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().ok_or("no stdout")?).lines();
+    for _ in messages {
+        let l = lines
+            .next()
+            .ok_or("the server stopped")?
+            .map_err(|e| e.to_string())?;
+        println!("server: {l}");
+    }
+    send_sigterm(server.0.id() as libc::pid_t);
     Ok(())
 }
 

@@ -48,6 +48,10 @@ enum UdpCmd {
         /// Send the message list this many times over.
         #[arg(long, default_value_t = 1)]
         repeat: u64,
+        /// Say on stderr which kernel calls carried the datagrams (GSO,
+        /// sendmmsg or plain sends).
+        #[arg(short, long)]
+        verbose: bool,
         /// The destination: an IP literal and a port (`[IPv6]:PORT`).
         target: String,
         /// The datagrams, one per message (an empty one is a 0-byte datagram).
@@ -61,9 +65,10 @@ pub(crate) fn run(args: UdpArgs) -> Result<ExitCode, Failure> {
         UdpCmd::Listen { host, port, ack } => listen(&host, port, ack),
         UdpCmd::Send {
             repeat,
+            verbose,
             target,
             messages,
-        } => send(&target, &messages, repeat),
+        } => send(&target, &messages, repeat, verbose),
     }
 }
 
@@ -155,7 +160,7 @@ fn target(s: &str) -> Result<SocketAddr, Failure> {
     })
 }
 
-fn send(to: &str, messages: &[String], repeat: u64) -> Result<ExitCode, Failure> {
+fn send(to: &str, messages: &[String], repeat: u64, verbose: bool) -> Result<ExitCode, Failure> {
     let to = target(to)?;
     let (family, any) = match to {
         SocketAddr::V4(_) => (Family::V4, SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)),
@@ -190,10 +195,33 @@ fn send(to: &str, messages: &[String], repeat: u64) -> Result<ExitCode, Failure>
         })
         .collect();
     let mut sent: u64 = 0;
+    // Datagrams per kernel path: GSO, sendmmsg, plain.
+    let mut paths = [0u64; 3];
     for _ in 0..repeat {
         for (b, buf) in batches.iter().zip(&gso_bufs) {
-            sent += carry_out(&sock, &packets, *b, buf.as_deref(), to)?;
+            let n = carry_out(&sock, &packets, *b, buf.as_deref(), to)?;
+            sent += n;
+            let path = match b {
+                Batch::Gso { .. } => 0,
+                Batch::Many { .. } if udp::mmsg_works() => 1,
+                Batch::Many { .. } => 2,
+            };
+            paths[path] += n;
         }
+    }
+    if verbose {
+        eprintln!(
+            "* {sent} datagrams in {} kernel calls per round: {} by GSO (UDP_SEGMENT{}), {} by sendmmsg, {} by plain sends",
+            batches.len(),
+            paths[0],
+            if limits.gso {
+                ""
+            } else {
+                ": not available here"
+            },
+            paths[1],
+            paths[2]
+        );
     }
     println!("sent {sent}");
     Ok(ExitCode::SUCCESS)

@@ -39,6 +39,13 @@ pub enum Path {
 /// every later call goes the plain way.
 static NO_MMSG: AtomicBool = AtomicBool::new(false);
 
+/// Whether `sendmmsg`/`recvmmsg` are in use (false once the kernel refused
+/// them and every call went the plain way).
+#[must_use]
+pub fn mmsg_works() -> bool {
+    !NO_MMSG.load(Ordering::Relaxed)
+}
+
 fn is_missing(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
 }
