@@ -1,10 +1,10 @@
-//! `cargo xtask bench [tcp|tls|dns|http] [ARGS]`: the side-by-side benchmarks (release build).
+//! `cargo xtask bench [tcp|tls|dns|http|udp] [ARGS]`: the side-by-side benchmarks (release build).
 
 use std::process::Command;
 
 use crate::{Result, root, run as run_cmd, step, target_dir};
 
-/// Runs the benchmark `tcp` (the default), `tls`, `dns` or `http` with the remaining arguments.
+/// Runs the benchmark `tcp` (the default), `tls`, `dns`, `http` or `udp` with the remaining arguments.
 pub(crate) fn run(args: &[String]) -> Result {
     let (which, rest) = match args.split_first() {
         Some((w, r)) if !w.starts_with('-') => (w.as_str(), r),
@@ -68,8 +68,17 @@ pub(crate) fn run(args: &[String]) -> Result {
             default_out(&mut c, rest, "http.json")?;
             run_cmd(c, "bench http (end to end)")
         }
+        "udp" => {
+            build_with_cli()?;
+            // Senders (std, netkit's sendmmsg and GSO plans, quinn-udp) to one
+            // loopback receiver, then `netkit udp send --repeat`.
+            let mut c = Command::new(target_dir()?.join("release/bench-udp"));
+            c.current_dir(root()).args(rest);
+            default_out(&mut c, rest, "udp.json")?;
+            run_cmd(c, "bench udp")
+        }
         other => Err(format!(
-            "unknown benchmark {other:?} (have: tcp, tls, dns, http)"
+            "unknown benchmark {other:?} (have: tcp, tls, dns, http, udp)"
         )),
     }
 }

@@ -1,0 +1,366 @@
+//! `bench-udp`: the UDP benchmark behind `cargo xtask bench udp`.
+//!
+//! One receiver thread (pinned to the last allowed CPU, `recvmmsg` in
+//! batches of 64) counts 1,200-byte datagrams; one sender thread (pinned to
+//! the first) runs each candidate flat out for a window: std `send_to` one
+//! at a time, netkit's sendMany plan through `sendmmsg` (GSO off), netkit's
+//! plan through GSO, quinn-udp with and without segmentation; then the
+//! `netkit udp send --repeat` process. Candidates alternate round by round;
+//! medians are reported with ratios, delivered datagrams/s and the sender's
+//! CPU ns per datagram, and what the kernel offered (GSO yes/no).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use netkit_bench::{allowed_cpus, cpu_set_of, median, set_affinity};
+use netkit_sys::sys::udp;
+use netkit_udp::Packet;
+use netkit_udp::plan::{Batch, Limits, plan};
+use serde_json::json;
+
+const SIZE: usize = 1200;
+/// Datagrams handed to the kernel per round of a batching candidate.
+const BURST: usize = 64;
+
+#[derive(Debug, Parser)]
+#[command(about = "netkit's UDP benchmark (cargo xtask bench udp)")]
+struct Args {
+    /// Smoke run: 0.5 s windows, one round.
+    #[arg(long)]
+    quick: bool,
+    /// Window per candidate and round, in seconds (default 2).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Rounds (default 3).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// The `netkit` binary (default: beside this one).
+    #[arg(long)]
+    netkit: Option<PathBuf>,
+    /// JSON output file.
+    #[arg(long, default_value = "target/bench/udp.json")]
+    out: PathBuf,
+}
+
+/// The sender's CPU time so far (this thread only).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Std,
+    Mmsg,
+    Gso,
+    QuinnGso,
+    QuinnPlain,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Std => "std send_to",
+            Self::Mmsg => "netkit sendmmsg",
+            Self::Gso => "netkit GSO",
+            Self::QuinnGso => "quinn-udp GSO",
+            Self::QuinnPlain => "quinn-udp plain",
+        }
+    }
+}
+
+struct Run {
+    delivered: f64,
+    cpu_ns: f64,
+}
+
+/// Runs `kind` for `window`; returns delivered datagrams/s and sender CPU ns per sent datagram.
+fn run(kind: Kind, to: SocketAddr, window: Duration, received: &AtomicU64) -> Run {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let payload = vec![0x5a_u8; SIZE];
+    let packets: Vec<Packet<'_>> = (0..BURST)
+        .map(|_| Packet {
+            data: &payload,
+            to: Some(to),
+        })
+        .collect();
+    let gso = kind == Kind::Gso;
+    let batches = plan(
+        &packets,
+        &Limits {
+            gso,
+            ..Limits::default()
+        },
+    );
+    let joined: Vec<u8> = payload.repeat(BURST);
+    let list: Vec<(&[u8], Option<SocketAddr>)> = packets.iter().map(|p| (p.data, p.to)).collect();
+    let quinn = quinn_udp::UdpSocketState::new((&sock).into()).expect("quinn-udp state");
+    let quinn_segments = quinn.max_gso_segments().min(65_000 / SIZE).max(1);
+    let before = received.load(Ordering::Relaxed);
+    let cpu0 = thread_cpu();
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed() < window {
+        match kind {
+            Kind::Std => {
+                for _ in 0..BURST {
+                    if sock.send_to(&payload, to).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+            Kind::Mmsg | Kind::Gso => {
+                for b in &batches {
+                    let r = b.range();
+                    let n = match b {
+                        Batch::Gso { segment, .. } => {
+                            let bytes = &joined[r.start * SIZE..r.end * SIZE];
+                            udp::send_gso(&sock, bytes, *segment as u16, Some(to))
+                                .map(|_| r.len())
+                                .unwrap_or(0)
+                        }
+                        Batch::Many { .. } => udp::send_many(&sock, &list[r]).unwrap_or(0),
+                    };
+                    sent += n as u64;
+                }
+            }
+            Kind::QuinnGso => {
+                let mut left = BURST;
+                while left > 0 {
+                    let n = left.min(quinn_segments);
+                    let t = quinn_udp::Transmit {
+                        destination: to,
+                        ecn: None,
+                        contents: &joined[..n * SIZE],
+                        segment_size: (n > 1).then_some(SIZE),
+                        src_ip: None,
+                    };
+                    if quinn.send((&sock).into(), &t).is_ok() {
+                        sent += n as u64;
+                    }
+                    left -= n;
+                }
+            }
+            Kind::QuinnPlain => {
+                for _ in 0..BURST {
+                    let t = quinn_udp::Transmit {
+                        destination: to,
+                        ecn: None,
+                        contents: &payload,
+                        segment_size: None,
+                        src_ip: None,
+                    };
+                    if quinn.send((&sock).into(), &t).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+    let elapsed = t0.elapsed();
+    let cpu = thread_cpu() - cpu0;
+    // Let the receiver drain what is queued.
+    std::thread::sleep(Duration::from_millis(50));
+    let got = received.load(Ordering::Relaxed) - before;
+    Run {
+        delivered: got as f64 / elapsed.as_secs_f64(),
+        cpu_ns: cpu.as_nanos() as f64 / sent.max(1) as f64,
+    }
+}
+
+/// `netkit udp send --repeat N` as a whole process: delivered datagrams/s.
+fn run_cli(
+    netkit: &PathBuf,
+    to: SocketAddr,
+    window: Duration,
+    received: &AtomicU64,
+) -> Option<f64> {
+    let msg = "z".repeat(SIZE);
+    // About `window` worth at the sendmmsg rate measured here (~1M/s), in rounds of 64.
+    let repeat = ((window.as_secs_f64() * 1_000_000.0) as u64 / BURST as u64).max(1);
+    let before = received.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let out = Command::new(netkit)
+        .args([
+            "udp",
+            "send",
+            "--repeat",
+            &repeat.to_string(),
+            &to.to_string(),
+        ])
+        .args(std::iter::repeat_n(msg.as_str(), BURST))
+        .output()
+        .ok()?;
+    let elapsed = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(50));
+    if !out.status.success() {
+        eprintln!(
+            "bench-udp: netkit udp send failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let got = received.load(Ordering::Relaxed) - before;
+    Some(got as f64 / elapsed.as_secs_f64())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let window =
+        Duration::from_secs_f64(args.seconds.unwrap_or(if args.quick { 0.5 } else { 2.0 }));
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let netkit = args.netkit.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("netkit")))
+            .unwrap_or_else(|| PathBuf::from("netkit"))
+    });
+    let cpus = allowed_cpus();
+    let (send_cpu, recv_cpu) = (cpus.first().copied(), cpus.last().copied());
+
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
+    let to = rx.local_addr().expect("addr");
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
+    rx.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let (received, stop) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            if let Some(c) = recv_cpu {
+                let _ = set_affinity(&cpu_set_of(c));
+            }
+            let mut bufs = vec![vec![0u8; 2048]; 64];
+            let mut got = Vec::with_capacity(64);
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(n) = udp::recv_many(&rx, &mut bufs, &mut got) {
+                    received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    if let Some(c) = send_cpu {
+        let _ = set_affinity(&cpu_set_of(c));
+    }
+    let gso = udp::gso_works();
+    let quinn_gso = {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        quinn_udp::UdpSocketState::new((&s).into()).map_or(1, |q| q.max_gso_segments())
+    };
+    println!(
+        "netkit UDP benchmark: {SIZE}-byte datagrams to one loopback receiver, {:.1} s windows, {rounds} round(s), median",
+        window.as_secs_f64()
+    );
+    println!(
+        "kernel: GSO {} (netkit's probe), quinn-udp max GSO segments {quinn_gso}; sendmmsg {}; sender CPU {send_cpu:?}, receiver CPU {recv_cpu:?}",
+        if gso { "yes" } else { "no" },
+        if udp::mmsg_works() { "yes" } else { "no" }
+    );
+    let kinds = [
+        Kind::Std,
+        Kind::Mmsg,
+        Kind::Gso,
+        Kind::QuinnGso,
+        Kind::QuinnPlain,
+    ];
+    let mut results: Vec<Vec<Run>> = kinds.iter().map(|_| Vec::new()).collect();
+    let mut cli = Vec::new();
+    for round in 0..rounds {
+        for (i, k) in kinds.iter().enumerate() {
+            let r = run(*k, to, window, &received);
+            eprintln!(
+                "bench-udp: round {}/{rounds}: {:<16} {:>10.0} delivered/s {:>7.0} CPU ns/datagram",
+                round + 1,
+                k.name(),
+                r.delivered,
+                r.cpu_ns
+            );
+            results[i].push(r);
+        }
+        if let Some(r) = run_cli(&netkit, to, window, &received) {
+            eprintln!(
+                "bench-udp: round {}/{rounds}: netkit udp send  {r:>10.0} delivered/s",
+                round + 1
+            );
+            cli.push(r);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = receiver.join();
+    let med = |xs: Vec<f64>| median(&xs).unwrap_or(0.0);
+    let rows: Vec<(Kind, f64, f64)> = kinds
+        .iter()
+        .zip(&results)
+        .map(|(k, rs)| {
+            (
+                *k,
+                med(rs.iter().map(|r| r.delivered).collect()),
+                med(rs.iter().map(|r| r.cpu_ns).collect()),
+            )
+        })
+        .collect();
+    let of = |k: Kind| rows.iter().find(|r| r.0 == k).map_or(0.0, |r| r.1);
+    let std_rate = of(Kind::Std);
+    println!(
+        "\n{:<18} {:>14} {:>10} {:>16}",
+        "candidate", "delivered/s", "vs std", "sender CPU ns/dg"
+    );
+    for (k, rate, cpu) in &rows {
+        println!(
+            "{:<18} {rate:>14.0} {:>9.2}x {cpu:>16.0}",
+            k.name(),
+            rate / std_rate.max(1.0)
+        );
+    }
+    let cli_rate = med(cli.clone());
+    println!(
+        "{:<18} {cli_rate:>14.0} {:>9.2}x {:>16}",
+        "netkit udp send",
+        cli_rate / std_rate.max(1.0),
+        "(whole process)"
+    );
+    let (g, q, m) = (of(Kind::Gso), of(Kind::QuinnGso), of(Kind::Mmsg));
+    println!("\n== targets ==");
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    println!(
+        "{}  netkit GSO >= 2.5x std send_to: {:.2}x",
+        verdict(g >= 2.5 * std_rate),
+        g / std_rate.max(1.0)
+    );
+    println!(
+        "{}  netkit GSO >= 0.95x quinn-udp GSO: {:.2}x",
+        verdict(g >= 0.95 * q),
+        g / q.max(1.0)
+    );
+    println!(
+        "{}  netkit udp send within 5% of the library (best of its paths): {:.2}x",
+        verdict(cli_rate >= 0.95 * g.max(m)),
+        cli_rate / g.max(m).max(1.0)
+    );
+    let report = json!({
+        "size": SIZE,
+        "gso": gso,
+        "rows": rows.iter().map(|(k, r, c)| json!({"candidate": k.name(), "delivered_per_s": r, "cpu_ns": c})).collect::<Vec<_>>(),
+        "cli_delivered_per_s": cli_rate,
+    });
+    if let Some(d) = args.out.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = std::fs::write(
+        &args.out,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    );
+    println!("\nwrote {}", args.out.display());
+    ExitCode::SUCCESS
+}
