@@ -105,7 +105,7 @@ fn run(kind: Kind, to: SocketAddr, window: Duration, received: &AtomicU64) -> Ru
     let joined: Vec<u8> = payload.repeat(BURST);
     let list: Vec<(&[u8], Option<SocketAddr>)> = packets.iter().map(|p| (p.data, p.to)).collect();
     let quinn = quinn_udp::UdpSocketState::new((&sock).into()).expect("quinn-udp state");
-    let quinn_segments = quinn.max_gso_segments().min(65_000 / SIZE).max(1);
+    let quinn_segments = quinn.max_gso_segments().clamp(1, 65_000 / SIZE);
     let before = received.load(Ordering::Relaxed);
     let cpu0 = thread_cpu();
     let t0 = Instant::now();
