@@ -34,6 +34,7 @@
 pub mod args;
 pub mod plan;
 pub mod recv;
+pub mod send;
 
 use std::net::SocketAddr;
 

@@ -15,6 +15,7 @@ use netkit_sys::sys::udp;
 use netkit_udp::Packet;
 use netkit_udp::args::{Arg, Family, decode_unconnected};
 use netkit_udp::plan::{Batch, Limits, plan};
+use netkit_udp::send::{Outcome, Sender, is_backpressure};
 
 use crate::Failure;
 
@@ -181,32 +182,52 @@ fn send(to: &str, messages: &[String], repeat: u64, verbose: bool) -> Result<Exi
     };
     let batches = plan(&packets, &limits);
     // GSO buffers are built once and reused for every repeat.
-    let gso_bufs: Vec<Option<Vec<u8>>> = batches
-        .iter()
-        .map(|b| match b {
-            Batch::Gso { .. } => Some(
-                packets[b.range()]
-                    .iter()
-                    .flat_map(|p| p.data)
-                    .copied()
-                    .collect(),
-            ),
-            Batch::Many { .. } => None,
-        })
-        .collect();
+    let gso_bufs = gso_buffers(&packets, &batches);
     let mut sent: u64 = 0;
     // Datagrams per kernel path: GSO, sendmmsg, plain.
     let mut paths = [0u64; 3];
+    let mut sender = Sender::new();
     for _ in 0..repeat {
-        for (b, buf) in batches.iter().zip(&gso_bufs) {
-            let n = carry_out(&sock, &packets, *b, buf.as_deref(), to)?;
-            sent += n;
-            let path = match b {
-                Batch::Gso { .. } => 0,
-                Batch::Many { .. } if udp::mmsg_works() => 1,
-                Batch::Many { .. } => 2,
+        // Bun's caller: send the list; after backpressure and its drain,
+        // send the rest again from the count the kernel accepted.
+        let mut from = 0;
+        let mut replanned: Option<(Vec<Batch>, GsoBuffers)> = None;
+        loop {
+            let (plan_now, bufs) = match &replanned {
+                Some((b, g)) => (b.as_slice(), g.as_slice()),
+                None => (batches.as_slice(), gso_bufs.as_slice()),
             };
-            paths[path] += n;
+            let rest = &packets[from..];
+            sender.start(plan_now.to_vec());
+            for (b, buf) in plan_now.iter().zip(bufs) {
+                if sender.poll_batch().is_none() {
+                    break;
+                }
+                let outcome = attempt(&sock, rest, *b, buf.as_deref(), to)?;
+                if let Outcome::Sent(n) = outcome {
+                    let path = match b {
+                        Batch::Gso { .. } => 0,
+                        Batch::Many { .. } if udp::mmsg_works() => 1,
+                        Batch::Many { .. } => 2,
+                    };
+                    paths[path] += n as u64;
+                }
+                sender.handle_outcome(outcome);
+            }
+            from += sender.accepted();
+            sent += sender.accepted() as u64;
+            if !sender.wants_write() {
+                break;
+            }
+            // The kernel's queue is full: wait for room (ENOBUFS has no
+            // readiness to wait on), then the drain, then the rest.
+            std::thread::sleep(Duration::from_millis(1));
+            sender.handle_writable();
+            while sender.poll_event().is_some() {}
+            let rest = &packets[from..];
+            let b = plan(rest, &limits);
+            let g = gso_buffers(rest, &b);
+            replanned = Some((b, g));
         }
     }
     if verbose {
@@ -227,46 +248,55 @@ fn send(to: &str, messages: &[String], repeat: u64, verbose: bool) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends one batch of the plan whole, waiting while the kernel has no room
-/// (ENOBUFS, a short `sendmmsg`): nothing is dropped here. Returns the
-/// datagrams the kernel reported taken.
-fn carry_out(
+/// Per batch of a plan: a GSO batch's payloads concatenated, `None` for the others.
+type GsoBuffers = Vec<Option<Vec<u8>>>;
+
+/// Each GSO batch's payloads, concatenated (the kernel cuts them again).
+fn gso_buffers(packets: &[Packet<'_>], batches: &[Batch]) -> GsoBuffers {
+    batches
+        .iter()
+        .map(|b| match b {
+            Batch::Gso { .. } => Some(
+                packets[b.range()]
+                    .iter()
+                    .flat_map(|p| p.data)
+                    .copied()
+                    .collect(),
+            ),
+            Batch::Many { .. } => None,
+        })
+        .collect()
+}
+
+/// One kernel call for `batch` of `packets`: what it took, or that the
+/// kernel had no room (backpressure, by netkit-udp's rule), or the error.
+fn attempt(
     sock: &UdpSocket,
     packets: &[Packet<'_>],
     batch: Batch,
     gso: Option<&[u8]>,
     to: SocketAddr,
-) -> Result<u64, Failure> {
-    let fail = |e: &io::Error| Failure(os_error(e, format!("send {to}")).to_string());
-    // ENOBUFS: the kernel's queue is full for now (backpressure, not an error).
-    let full = |e: &io::Error| {
-        netkit_sys::sys::errno::errno_name(e) == "ENOBUFS"
-            || matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            )
-    };
-    match (batch, gso) {
-        (Batch::Gso { count, segment, .. }, Some(data)) => loop {
-            match udp::send_gso(sock, data, segment as u16, Some(to)) {
-                Ok(_) => return Ok(count as u64),
-                Err(e) if full(&e) => std::thread::sleep(Duration::from_millis(1)),
-                Err(e) => return Err(fail(&e)),
-            }
-        },
-        _ => {
-            let range = batch.range();
-            let list: Vec<(&[u8], Option<SocketAddr>)> =
-                packets[range].iter().map(|p| (p.data, p.to)).collect();
-            let mut done = 0;
-            while done < list.len() {
-                match udp::send_many(sock, &list[done..]) {
-                    Ok(n) => done += n,
-                    Err(e) if full(&e) => std::thread::sleep(Duration::from_millis(1)),
-                    Err(e) => return Err(fail(&e)),
-                }
-            }
-            Ok(done as u64)
+) -> Result<Outcome, Failure> {
+    let r = match (batch, gso) {
+        (Batch::Gso { count, segment, .. }, Some(data)) => {
+            udp::send_gso(sock, data, segment as u16, Some(to)).map(|_| count)
         }
+        _ => {
+            let list: Vec<(&[u8], Option<SocketAddr>)> = packets[batch.range()]
+                .iter()
+                .map(|p| (p.data, p.to))
+                .collect();
+            udp::send_many(sock, &list)
+        }
+    };
+    match r {
+        Ok(n) => Ok(Outcome::Sent(n)),
+        Err(e)
+            if is_backpressure(netkit_sys::sys::errno::errno_name(&e))
+                || e.kind() == io::ErrorKind::Interrupted =>
+        {
+            Ok(Outcome::Full)
+        }
+        Err(e) => Err(Failure(os_error(&e, format!("send {to}")).to_string())),
     }
 }
