@@ -159,3 +159,195 @@ fn signals_stop_the_listener_within_a_second() {
         assert_eq!(status.code(), Some(0), "signal {sig}");
     }
 }
+
+mod blocking_udp {
+    //! The blocking loop's UDP sockets (netkit_blocking::udp), in process.
+
+    use std::cell::RefCell;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use netkit_blocking::EventLoop;
+    use netkit_blocking::udp::{UdpHandler, UdpOptions, UdpSocket as NkSocket};
+    use netkit_udp::args::Arg;
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    #[derive(Default)]
+    struct Log {
+        data: Vec<(Vec<u8>, SocketAddr)>,
+        errors: Vec<String>,
+        drains: usize,
+    }
+
+    struct Rec {
+        log: Rc<RefCell<Log>>,
+        echo: bool,
+    }
+
+    impl UdpHandler for Rec {
+        fn data(&mut self, s: &mut NkSocket<'_>, data: &[u8], from: SocketAddr, truncated: bool) {
+            assert!(!truncated);
+            self.log.borrow_mut().data.push((data.to_vec(), from));
+            if self.echo {
+                assert_eq!(s.send_to(data, from), Ok(true));
+            }
+        }
+        fn drain(&mut self, _s: &mut NkSocket<'_>) {
+            self.log.borrow_mut().drains += 1;
+        }
+        fn error(&mut self, _s: &mut NkSocket<'_>, e: &netkit_sys::Error) {
+            self.log.borrow_mut().errors.push(e.to_string());
+        }
+    }
+
+    fn socket(
+        lp: &mut EventLoop,
+        opts: UdpOptions,
+        echo: bool,
+    ) -> (netkit_blocking::UdpId, Rc<RefCell<Log>>) {
+        let log = Rc::new(RefCell::new(Log::default()));
+        let id = lp
+            .udp(
+                opts,
+                Rec {
+                    log: log.clone(),
+                    echo,
+                },
+            )
+            .unwrap();
+        (id, log)
+    }
+
+    #[test]
+    fn echo_and_send_many_in_order() {
+        let mut lp = EventLoop::new().unwrap();
+        let (id, log) = socket(&mut lp, UdpOptions::new("127.0.0.1", 0), true);
+        let addr = lp.udp_local_addr::<Rec>(id).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        peer.send_to(b"ping", addr).unwrap();
+        lp.run_until(LIMIT, || !log.borrow().data.is_empty())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"ping"[..], addr), "echoed");
+        // sendMany from outside a callback: two equal sizes (GSO where the
+        // kernel has it), an empty datagram, a longer one: all, in order.
+        let to = peer.local_addr().unwrap();
+        let ip = to.ip().to_string();
+        let port = i64::from(to.port());
+        let list = [
+            Arg::Data(b"aa"),
+            Arg::Port(port),
+            Arg::Addr(&ip),
+            Arg::Data(b"bb"),
+            Arg::Port(port),
+            Arg::Addr(&ip),
+            Arg::Data(b""),
+            Arg::Port(port),
+            Arg::Addr(&ip),
+            Arg::Data(b"longer"),
+            Arg::Port(port),
+            Arg::Addr(&ip),
+        ];
+        let n = lp
+            .with_udp::<Rec, _>(id, |_, s| s.send_many(&list))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 4);
+        for want in [&b"aa"[..], b"bb", b"", b"longer"] {
+            let (n, _) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want);
+        }
+        // Bad lists are errors of the call, naming the entry.
+        let bad = [Arg::Data(b"x"), Arg::Port(port), Arg::Addr("localhost")];
+        let e = lp
+            .with_udp::<Rec, _>(id, |_, s| s.send_many(&bad))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("EINVAL: sendMany: entry 2"),
+            "{e}"
+        );
+        let odd = [Arg::Data(b"x"), Arg::Port(port)];
+        assert!(
+            lp.with_udp::<Rec, _>(id, |_, s| s.send_many(&odd))
+                .unwrap()
+                .is_err()
+        );
+        assert_eq!(log.borrow().drains, 0, "no drain without backpressure");
+        // Close: options and sends are EBADF on a closed socket, then it is gone.
+        lp.with_udp::<Rec, _>(id, |_, s| {
+            s.close();
+            assert!(
+                s.set_broadcast(true)
+                    .unwrap_err()
+                    .to_string()
+                    .starts_with("EBADF")
+            );
+            assert!(
+                s.send_to(b"x", to)
+                    .unwrap_err()
+                    .to_string()
+                    .starts_with("EBADF")
+            );
+        });
+        assert!(lp.with_udp::<Rec, _>(id, |_, _| ()).is_none());
+    }
+
+    #[test]
+    fn a_connected_socket_and_its_icmp_errors() {
+        let mut lp = EventLoop::new().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        let to = peer.local_addr().unwrap();
+        let mut opts = UdpOptions::new("127.0.0.1", 0);
+        opts.connect = Some(("localhost".into(), to.port()));
+        let (id, log) = socket(&mut lp, opts, false);
+        assert_eq!(
+            lp.with_udp::<Rec, _>(id, |_, s| s.send(b"hello")).unwrap(),
+            Ok(true)
+        );
+        let mut buf = [0u8; 16];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        // A destination on a connected socket is refused.
+        let list = [Arg::Data(b"x"), Arg::Port(1), Arg::Addr("127.0.0.1")];
+        assert!(
+            lp.with_udp::<Rec, _>(id, |_, s| s.send_many(&list))
+                .unwrap()
+                .is_err()
+        );
+        // Its peer answers; then the peer goes away: the ICMP port
+        // unreachable surfaces as an error, and the socket stays open.
+        peer.send_to(b"back", from).unwrap();
+        lp.run_until(LIMIT, || !log.borrow().data.is_empty())
+            .unwrap();
+        assert_eq!(log.borrow().data[0].0, b"back");
+        drop(peer);
+        let _ = lp.with_udp::<Rec, _>(id, |_, s| s.send(b"anyone?"));
+        lp.run_until(LIMIT, || !log.borrow().errors.is_empty())
+            .unwrap();
+        assert!(
+            log.borrow().errors[0].starts_with("ECONNREFUSED"),
+            "{:?}",
+            log.borrow().errors
+        );
+        assert!(lp.with_udp::<Rec, _>(id, |_, s| s.is_closed()) == Some(false));
+        // Options on an open socket.
+        lp.with_udp::<Rec, _>(id, |_, s| {
+            s.set_broadcast(true).unwrap();
+            s.set_ttl(5).unwrap();
+            s.set_multicast_ttl(2).unwrap();
+            s.set_multicast_loopback(false).unwrap();
+            assert!(
+                s.add_membership("10.0.0.1", None)
+                    .unwrap_err()
+                    .to_string()
+                    .starts_with("EINVAL")
+            );
+        });
+    }
+}

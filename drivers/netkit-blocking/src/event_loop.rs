@@ -65,6 +65,10 @@ pub struct SourceId {
     generation: u64,
 }
 
+/// A UDP socket on the loop, from [`EventLoop::udp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UdpId(SourceId);
+
 /// A timer of the loop's own, from [`EventLoop::set_timer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId {
@@ -281,6 +285,58 @@ impl EventLoop {
             }
             None => Err(io::Error::other("source vanished")),
         }
+    }
+
+    /// Binds a UDP socket (Bun's `udpSocket`) driven by `handler` on this
+    /// loop. The bind address (and a `connect` host) may be an IP literal
+    /// or a name the hosts file or the DNS cache answers at once; a name
+    /// that needs a query is `ENOTFOUND` here (resolve it first with
+    /// [`lookup`](Self::lookup)).
+    pub fn udp<H: crate::udp::UdpHandler>(
+        &mut self,
+        opts: crate::udp::UdpOptions,
+        handler: H,
+    ) -> Result<UdpId, Error> {
+        let resolver = &mut self.resolver;
+        let mut resolve = |host: &str| -> Result<IpAddr, Error> {
+            match resolver.lookup(Instant::now(), host) {
+                Resolution::Ready(r) => r?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}"))),
+                Resolution::Pending(req) => {
+                    resolver.forget(req);
+                    Err(Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
+                }
+            }
+        };
+        let ip = resolve(&opts.hostname)?;
+        let peer = match &opts.connect {
+            Some((host, _)) => Some(resolve(host)?),
+            None => None,
+        };
+        let source = crate::udp::UdpSource::bind(&opts, ip, peer, handler)?;
+        let id = self
+            .add_source(source, |s, cx| s.start(cx))
+            .map_err(|e| netkit_sys::os_error(&e, "udp"))?;
+        Ok(UdpId(id))
+    }
+
+    /// Runs `f` with a UDP socket's handler and socket (to send from
+    /// outside a callback); `None` once it is closed.
+    pub fn with_udp<H: crate::udp::UdpHandler, R>(
+        &mut self,
+        id: UdpId,
+        f: impl FnOnce(&mut H, &mut crate::udp::UdpSocket<'_>) -> R,
+    ) -> Option<R> {
+        self.with_source::<crate::udp::UdpSource<H>, _>(id.0, |s, cx| s.with(cx, f))
+            .flatten()
+    }
+
+    /// Where a UDP socket is bound.
+    pub fn udp_local_addr<H: crate::udp::UdpHandler>(&mut self, id: UdpId) -> Option<SocketAddr> {
+        self.with_source::<crate::udp::UdpSource<H>, _>(id.0, |s, _| s.local_addr())
+            .flatten()
     }
 
     /// Runs `f` with a source added by [`add_source`](Self::add_source) and its

@@ -71,10 +71,11 @@ pub mod multi;
 mod socket;
 pub mod source;
 mod tls_stream;
+pub mod udp;
 
 use std::sync::Arc;
 
-pub use event_loop::{ClientGroup, Connection, EventLoop, Server, SourceId, TimerId};
+pub use event_loop::{ClientGroup, Connection, EventLoop, Server, SourceId, TimerId, UdpId};
 pub use handle::LoopHandle;
 pub use netkit_sys::net::Endpoint;
 pub use netkit_sys::tls;

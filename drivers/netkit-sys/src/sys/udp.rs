@@ -319,6 +319,49 @@ fn recvmmsg(
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
+/// Receives one datagram into `buf`, telling truncation (Linux's
+/// `MSG_TRUNC` reports the datagram's real length); elsewhere a plain
+/// `recv_from`, which cannot tell.
+pub fn recv_one(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sockaddr_storage is plain C data; all-zero is valid.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `buf` is valid for `buf.len()` bytes of writes and `name`
+        // for `len`; the kernel writes at most that much into each.
+        let r = unsafe {
+            libc::recvfrom(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+                std::ptr::from_mut(&mut name).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = r as usize;
+        Ok(Received {
+            len: n.min(buf.len()),
+            from: to_socket_addr(&name),
+            truncated: n > buf.len(),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let (n, from) = sock.recv_from(buf)?;
+        Ok(Received {
+            len: n,
+            from: Some(from),
+            truncated: false,
+        })
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
