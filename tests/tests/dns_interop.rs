@@ -316,17 +316,22 @@ fn forged_answers_are_ignored() {
     }
 }
 
+/// Resolver settings that ask only `relay` (no resolv.conf, a fresh cache).
+fn through(relay: &Relay) -> DnsSettings {
+    DnsSettings {
+        resolv_conf: netkit_dns::ResolvConf::default(),
+        servers: Some(vec![relay.addr()]),
+        cache: netkit_dns::cache::CacheConfig::default(),
+        prefer_v6: false,
+    }
+}
+
 /// 64 concurrent lookups of one name ask the server once (counted by a relay
 /// in front of nsd), on both drivers; Bun's counters add up.
 fn coalescing(d: Driver) {
     let Some(nsd) = Nsd::start() else { return };
     let relay = Relay::start(nsd.addr, false);
-    let settings = DnsSettings {
-        resolv_conf: netkit_dns::ResolvConf::default(),
-        servers: Some(vec![relay.addr()]),
-        cache: netkit_dns::cache::CacheConfig::default(),
-        prefer_v6: false,
-    };
+    let settings = through(&relay);
     let resolver = || netkit_sys::Resolver::new(HostsFile::new("/nonexistent"), settings.clone());
     let answers = Arc::new(Mutex::new(Vec::new()));
     let asked_before = nsd.queries();
@@ -407,12 +412,7 @@ netkit_tests::both_drivers!(coalescing);
 fn loops_and_runtimes_share_the_process_cache() {
     let Some(nsd) = Nsd::start() else { return };
     let relay = Relay::start(nsd.addr, false);
-    let settings = DnsSettings {
-        resolv_conf: netkit_dns::ResolvConf::default(),
-        servers: Some(vec![relay.addr()]),
-        cache: netkit_dns::cache::CacheConfig::default(),
-        prefer_v6: false,
-    };
+    let settings = through(&relay);
     let cache: netkit_sys::resolve::SharedCache =
         Arc::new(Mutex::new(netkit_dns::cache::Cache::new(settings.cache)));
     let resolver = || {

@@ -467,13 +467,8 @@ fn https_through_a_proxy_starts_with_connect_and_a_refusal_is_typed() {
     assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record");
 }
 
-#[test]
-fn unix_and_proxy_cannot_combine() {
-    let mut h = H::new();
-    let mut req = Request::get(Url::parse("http://x/").unwrap());
-    req.unix = Some("/tmp/s".into());
-    req.proxy = Some(Some(Proxy::parse("http://p:1").unwrap()));
-    assert!(matches!(h.c.request(h.now, req), Err(Error::Proxy(_))));
+/// A GET over `/tmp/s` opens exactly a Unix transport to it.
+fn connects_over_unix(h: &mut H) {
     let mut req = Request::get(Url::parse("http://x/").unwrap());
     req.unix = Some("/tmp/s".into());
     h.send(req);
@@ -488,6 +483,16 @@ fn unix_and_proxy_cannot_combine() {
     );
 }
 
+#[test]
+fn unix_and_proxy_cannot_combine() {
+    let mut h = H::new();
+    let mut req = Request::get(Url::parse("http://x/").unwrap());
+    req.unix = Some("/tmp/s".into());
+    req.proxy = Some(Some(Proxy::parse("http://p:1").unwrap()));
+    assert!(matches!(h.c.request(h.now, req), Err(Error::Proxy(_))));
+    connects_over_unix(&mut h);
+}
+
 /// The environment's proxies do not apply to a request over a Unix socket
 /// (only a request's own proxy conflicts with one).
 #[test]
@@ -496,18 +501,7 @@ fn a_unix_request_ignores_the_environments_proxy() {
         ProxyConfig::from_env(|k| (k == "http_proxy").then(|| "http://proxy.test:3128".into()))
             .unwrap();
     let mut h = H::with(|c| c.proxies = proxies);
-    let mut req = Request::get(Url::parse("http://x/").unwrap());
-    req.unix = Some("/tmp/s".into());
-    h.send(req);
-    assert_eq!(
-        h.actions(),
-        [Action::Connect {
-            conn: ConnId(2),
-            target: Target::Unix {
-                path: "/tmp/s".into()
-            }
-        }]
-    );
+    connects_over_unix(&mut h);
 }
 
 #[test]
