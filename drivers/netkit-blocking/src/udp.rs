@@ -31,8 +31,8 @@ use std::time::Instant;
 use netkit_sys::sys::udp;
 use netkit_sys::{Error, os_error};
 use netkit_udp::args::{Arg, Family, decode_connected, decode_unconnected};
-use netkit_udp::plan::{Batch, Limits, plan};
-use netkit_udp::send::{Event, Outcome, Sender, is_backpressure};
+use netkit_udp::plan::{Limits, plan};
+use netkit_udp::send::{Event, Sender};
 
 use crate::source::{Cx, Readiness, Source};
 
@@ -137,45 +137,8 @@ impl UdpSocket<'_> {
             gso: udp::gso_works(),
             ..Limits::default()
         };
-        let batches = plan(&packets, &limits);
-        self.sender.start(batches);
-        while let Some(b) = self.sender.poll_batch() {
-            let r = match b {
-                Batch::Gso { count, segment, .. } => {
-                    let data: Vec<u8> = packets[b.range()]
-                        .iter()
-                        .flat_map(|p| p.data)
-                        .copied()
-                        .collect();
-                    udp::send_gso(
-                        self.sock,
-                        &data,
-                        segment as u16,
-                        packets[b.range().start].to,
-                    )
-                    .map(|_| count)
-                }
-                Batch::Many { .. } => {
-                    let l: Vec<(&[u8], Option<SocketAddr>)> =
-                        packets[b.range()].iter().map(|p| (p.data, p.to)).collect();
-                    udp::send_many(self.sock, &l)
-                }
-            };
-            let outcome = match r {
-                Ok(n) => Outcome::Sent(n),
-                Err(e) if is_backpressure(netkit_sys::sys::errno::errno_name(&e)) => Outcome::Full,
-                Err(e) => {
-                    let accepted = self.sender.accepted();
-                    if accepted > 0 {
-                        // What went out counts; the error is the rest's.
-                        return Ok(accepted);
-                    }
-                    return Err(os_error(&e, "send"));
-                }
-            };
-            self.sender.handle_outcome(outcome);
-        }
-        Ok(self.sender.accepted())
+        self.sender.start(plan(&packets, &limits));
+        udp::carry_out(self.sock, &packets, self.sender, None).map_err(|e| os_error(&e, "send"))
     }
 
     /// The address the socket is bound to.

@@ -15,7 +15,7 @@ use netkit_sys::sys::udp;
 use netkit_udp::Packet;
 use netkit_udp::args::{Arg, Family, decode_unconnected};
 use netkit_udp::plan::{Batch, Limits, plan};
-use netkit_udp::send::{Outcome, Sender, is_backpressure};
+use netkit_udp::send::Sender;
 
 use crate::Failure;
 
@@ -199,20 +199,19 @@ fn send(to: &str, messages: &[String], repeat: u64, verbose: bool) -> Result<Exi
             };
             let rest = &packets[from..];
             sender.start(plan_now.to_vec());
-            for (b, buf) in plan_now.iter().zip(bufs) {
-                if sender.poll_batch().is_none() {
-                    break;
-                }
-                let outcome = attempt(&sock, rest, *b, buf.as_deref(), to)?;
-                if let Outcome::Sent(n) = outcome {
-                    let path = match b {
-                        Batch::Gso { .. } => 0,
-                        Batch::Many { .. } if udp::mmsg_works() => 1,
-                        Batch::Many { .. } => 2,
-                    };
-                    paths[path] += n as u64;
-                }
-                sender.handle_outcome(outcome);
+            let n = udp::carry_out(&sock, rest, &mut sender, Some(bufs))
+                .map_err(|e| Failure(os_error(&e, format!("send {to}")).to_string()))?;
+            // Which path carried them: the plan's batches, in order, up to n.
+            let mut left = n;
+            for b in plan_now {
+                let k = b.range().len().min(left);
+                let path = match b {
+                    Batch::Gso { .. } => 0,
+                    Batch::Many { .. } if udp::mmsg_works() => 1,
+                    Batch::Many { .. } => 2,
+                };
+                paths[path] += k as u64;
+                left -= k;
             }
             from += sender.accepted();
             sent += sender.accepted() as u64;
@@ -266,37 +265,4 @@ fn gso_buffers(packets: &[Packet<'_>], batches: &[Batch]) -> GsoBuffers {
             Batch::Many { .. } => None,
         })
         .collect()
-}
-
-/// One kernel call for `batch` of `packets`: what it took, or that the
-/// kernel had no room (backpressure, by netkit-udp's rule), or the error.
-fn attempt(
-    sock: &UdpSocket,
-    packets: &[Packet<'_>],
-    batch: Batch,
-    gso: Option<&[u8]>,
-    to: SocketAddr,
-) -> Result<Outcome, Failure> {
-    let r = match (batch, gso) {
-        (Batch::Gso { count, segment, .. }, Some(data)) => {
-            udp::send_gso(sock, data, segment as u16, Some(to)).map(|_| count)
-        }
-        _ => {
-            let list: Vec<(&[u8], Option<SocketAddr>)> = packets[batch.range()]
-                .iter()
-                .map(|p| (p.data, p.to))
-                .collect();
-            udp::send_many(sock, &list)
-        }
-    };
-    match r {
-        Ok(n) => Ok(Outcome::Sent(n)),
-        Err(e)
-            if is_backpressure(netkit_sys::sys::errno::errno_name(&e))
-                || e.kind() == io::ErrorKind::Interrupted =>
-        {
-            Ok(Outcome::Full)
-        }
-        Err(e) => Err(Failure(os_error(&e, format!("send {to}")).to_string())),
-    }
 }

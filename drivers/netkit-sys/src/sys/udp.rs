@@ -229,6 +229,62 @@ pub fn send_gso(
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
+/// Carries out the plan `sender` was started with over `packets` on `sock`
+/// until it is done or the kernel has no room (then `sender` owes a drain).
+/// `gso` holds each batch's payloads concatenated, built ahead by a caller
+/// that sends the same plan again and again (`None`: built here). Returns
+/// the datagrams accepted; an error of the call before any was accepted is
+/// `Err` (after some, the count stands and the error is the rest's).
+pub fn carry_out(
+    sock: &UdpSocket,
+    packets: &[netkit_udp::Packet<'_>],
+    sender: &mut netkit_udp::send::Sender,
+    gso: Option<&[Option<Vec<u8>>]>,
+) -> io::Result<usize> {
+    use netkit_udp::plan::Batch;
+    use netkit_udp::send::{Outcome, is_backpressure};
+    let mut i = 0;
+    while let Some(b) = sender.poll_batch() {
+        let r = match b {
+            Batch::Gso { count, segment, .. } => {
+                let to = packets[b.range().start].to;
+                let seg = u16::try_from(segment).unwrap_or(u16::MAX);
+                match gso.and_then(|g| g.get(i)).and_then(Option::as_ref) {
+                    Some(data) => send_gso(sock, data, seg, to),
+                    None => {
+                        let data: Vec<u8> = packets[b.range()]
+                            .iter()
+                            .flat_map(|p| p.data)
+                            .copied()
+                            .collect();
+                        send_gso(sock, &data, seg, to)
+                    }
+                }
+                .map(|_| count)
+            }
+            Batch::Many { .. } => {
+                let list: Vec<(&[u8], Option<SocketAddr>)> =
+                    packets[b.range()].iter().map(|p| (p.data, p.to)).collect();
+                send_many(sock, &list)
+            }
+        };
+        let outcome = match r {
+            Ok(n) => Outcome::Sent(n),
+            Err(e)
+                if is_backpressure(super::errno::errno_name(&e))
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                Outcome::Full
+            }
+            Err(e) if sender.accepted() == 0 => return Err(e),
+            Err(_) => return Ok(sender.accepted()),
+        };
+        sender.handle_outcome(outcome);
+        i += 1;
+    }
+    Ok(sender.accepted())
+}
+
 /// Receives up to `bufs.len()` datagrams in one `recvmmsg` call (the socket's
 /// blocking mode and timeout apply to the first; the rest are taken only if
 /// already queued). Without `recvmmsg`, one `recv_from`.
