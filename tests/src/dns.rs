@@ -210,6 +210,7 @@ pub struct Relay {
     addr: SocketAddr,
     count: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -224,7 +225,8 @@ impl Relay {
         let addr = sock.local_addr().expect("addr");
         let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (count.clone(), stop.clone());
+        let hold = Arc::new(AtomicBool::new(false));
+        let (c, s, h) = (count.clone(), stop.clone(), hold.clone());
         let thread = std::thread::spawn(move || {
             let up = UdpSocket::bind("127.0.0.1:0").expect("bind");
             up.set_read_timeout(Some(Duration::from_secs(5)))
@@ -254,6 +256,9 @@ impl Relay {
                 }
                 let _ = up.send_to(&query, upstream);
                 if let Ok((m, _)) = up.recv_from(&mut buf) {
+                    while h.load(Ordering::Relaxed) && !s.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                     let _ = sock.send_to(&buf[..m], client);
                 }
             }
@@ -262,8 +267,15 @@ impl Relay {
             addr,
             count,
             stop,
+            hold,
             thread: Some(thread),
         }
+    }
+
+    /// Holds answers back (`true`) until released (`false`): a test can
+    /// have every request in flight before the first answer arrives.
+    pub fn hold(&self, on: bool) {
+        self.hold.store(on, Ordering::Relaxed);
     }
 
     /// Where clients send their queries.

@@ -359,12 +359,19 @@ fn coalescing(d: Driver) {
         Driver::Smol => {
             let rt = netkit_smol::Runtime::with_resolver(resolver());
             // 64 requests in flight at once (each a task: a future that is
-            // not polled starts nothing), then one lookup from the cache.
+            // not polled starts nothing; the relay holds the answer until
+            // all 64 have asked), then one lookup from the cache.
             let ex = ::smol::LocalExecutor::new();
             let tasks: Vec<_> = (0..64)
                 .map(|_| ex.spawn(rt.resolve("both.test", Rtype::A)))
                 .collect();
+            relay.hold(true);
             ::smol::block_on(ex.run(async {
+                let end = std::time::Instant::now() + LIMIT;
+                while rt.dns_stats().total_count < 64 && std::time::Instant::now() < end {
+                    ::smol::future::yield_now().await;
+                }
+                relay.hold(false);
                 for t in tasks {
                     let r = t.await;
                     answers.lock().unwrap().push(r.map(|x| x.records.len()));
