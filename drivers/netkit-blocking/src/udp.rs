@@ -20,7 +20,7 @@
 //! let id = lp.udp(UdpOptions::new("127.0.0.1", 0), Echo)?;
 //! println!("{:?}", lp.udp_local_addr::<Echo>(id));
 //! lp.run()?;
-//! # Ok::<(), netkit_blocking::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::any::Any;
