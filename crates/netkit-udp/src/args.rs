@@ -108,6 +108,18 @@ fn destination(ip: IpAddr, scope: u32, port: u16, family: Family) -> Option<Sock
     }
 }
 
+/// Where a socket of `family` sends a datagram for `to` (an IPv4 address
+/// on an IPv6 socket becomes v4-mapped; `None`: an IPv6 address on an IPv4
+/// socket). For a destination the caller already holds as an address.
+#[must_use]
+pub fn for_socket(to: SocketAddr, family: Family) -> Option<SocketAddr> {
+    let scope = match to {
+        SocketAddr::V6(a) => a.scope_id(),
+        SocketAddr::V4(_) => 0,
+    };
+    destination(to.ip(), scope, to.port(), family)
+}
+
 /// An unconnected socket's list: `[data, port, addr]` triples.
 pub fn decode_unconnected<'a>(args: &[Arg<'a>], family: Family) -> Result<Vec<Packet<'a>>, Error> {
     if args.len() % 3 != 0 {
@@ -247,6 +259,19 @@ mod tests {
             decode_connected(&[Arg::Data(b"x"), Arg::Port(1)]),
             Err(Error::Connected(1))
         );
+    }
+
+    #[test]
+    fn addresses_for_a_socket() {
+        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let v6: SocketAddr = "[fe80::1%3]:9".parse().unwrap();
+        assert_eq!(for_socket(v4, Family::V4), Some(v4));
+        assert_eq!(
+            for_socket(v4, Family::V6),
+            Some("[::ffff:127.0.0.1]:9".parse().unwrap())
+        );
+        assert_eq!(for_socket(v6, Family::V6), Some(v6), "the scope is kept");
+        assert_eq!(for_socket(v6, Family::V4), None);
     }
 
     #[test]

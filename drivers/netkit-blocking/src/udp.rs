@@ -30,7 +30,8 @@ use std::time::Instant;
 
 use netkit_sys::sys::udp;
 use netkit_sys::{Error, os_error};
-use netkit_udp::args::{Arg, Family, decode_connected, decode_unconnected};
+use netkit_udp::Packet;
+use netkit_udp::args::{Arg, Family, decode_connected, decode_unconnected, for_socket};
 use netkit_udp::plan::{Limits, plan};
 use netkit_udp::send::{Event, Sender};
 
@@ -101,13 +102,18 @@ impl UdpSocket<'_> {
     /// Sends one datagram to `to` (Bun's `send`; an unconnected socket).
     /// `Ok(false)`: no room now; `drain` follows.
     pub fn send_to(&mut self, data: &[u8], to: SocketAddr) -> Result<bool, Error> {
-        let ip = to.ip().to_string();
-        let list = [
-            Arg::Data(data),
-            Arg::Port(i64::from(to.port())),
-            Arg::Addr(&ip),
-        ];
-        Ok(self.send_many(&list)? == 1)
+        if self.connected.is_some() {
+            return Err(Error::os(
+                "EINVAL",
+                "send: a connected socket takes no destination",
+            ));
+        }
+        let dest = for_socket(to, family_of(self.sock))
+            .ok_or_else(|| Error::os("EINVAL", format!("send: {to} is IPv6, the socket IPv4")))?;
+        Ok(self.send_packets(&[Packet {
+            data,
+            to: Some(dest),
+        }])? == 1)
     }
 
     /// Sends one datagram on a connected socket. `Ok(false)`: backpressure.
@@ -133,12 +139,20 @@ impl UdpSocket<'_> {
                 e.to_string().trim_start_matches("EINVAL: ").to_owned(),
             )
         })?;
+        self.send_packets(&packets)
+    }
+
+    /// Plans `packets` and carries the plan out (Bun's count).
+    fn send_packets(&mut self, packets: &[Packet<'_>]) -> Result<usize, Error> {
+        if *self.closed {
+            return Err(Error::os("EBADF", "send: the socket is closed"));
+        }
         let limits = Limits {
             gso: udp::gso_works(),
             ..Limits::default()
         };
-        self.sender.start(plan(&packets, &limits));
-        udp::carry_out(self.sock, &packets, self.sender, None).map_err(|e| os_error(&e, "send"))
+        self.sender.start(plan(packets, &limits));
+        udp::carry_out(self.sock, packets, self.sender, None).map_err(|e| os_error(&e, "send"))
     }
 
     /// The address the socket is bound to.
