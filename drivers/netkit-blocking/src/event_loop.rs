@@ -297,22 +297,10 @@ impl EventLoop {
         opts: crate::udp::UdpOptions,
         handler: H,
     ) -> Result<UdpId, Error> {
-        let resolver = &mut self.resolver;
-        let mut resolve = |host: &str| -> Result<IpAddr, Error> {
-            match resolver.lookup(Instant::now(), host) {
-                Resolution::Ready(r) => r?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}"))),
-                Resolution::Pending(req) => {
-                    resolver.forget(req);
-                    Err(Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
-                }
-            }
-        };
-        let ip = resolve(&opts.hostname)?;
+        let now = Instant::now();
+        let ip = self.resolver.lookup_now(now, &opts.hostname)?;
         let peer = match &opts.connect {
-            Some((host, _)) => Some(resolve(host)?),
+            Some((host, _)) => Some(self.resolver.lookup_now(now, host)?),
             None => None,
         };
         let source = crate::udp::UdpSource::bind(&opts, ip, peer, handler)?;

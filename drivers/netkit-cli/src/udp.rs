@@ -78,17 +78,10 @@ fn bind_addr(host: &str, port: u16) -> Result<SocketAddr, Failure> {
     if let Some((ip, _)) = netkit_udp::args::parse_ip(host) {
         return Ok(SocketAddr::new(ip, port));
     }
-    let mut r = netkit_sys::Resolver::default();
-    let ip = match r.lookup(std::time::Instant::now(), host) {
-        netkit_sys::resolve::Resolution::Ready(Ok(ips)) => ips.into_iter().next(),
-        netkit_sys::resolve::Resolution::Ready(Err(e)) => return Err(Failure(e.to_string())),
-        netkit_sys::resolve::Resolution::Pending(req) => {
-            r.forget(req);
-            None
-        }
-    };
-    ip.map(|ip| SocketAddr::new(ip, port))
-        .ok_or_else(|| Failure(format!("ENOTFOUND: getaddrinfo {host}")))
+    let ip = netkit_sys::Resolver::default()
+        .lookup_now(std::time::Instant::now(), host)
+        .map_err(|e| Failure(e.to_string()))?;
+    Ok(SocketAddr::new(ip, port))
 }
 
 fn listen(host: &str, port: u16, ack: bool) -> Result<ExitCode, Failure> {

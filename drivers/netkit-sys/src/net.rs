@@ -117,14 +117,7 @@ pub fn bind_listener(
     }
     // A listener binds an IP literal or a hosts-file name (`localhost`): no
     // DNS round trip before a server can start.
-    let ip = match resolver.lookup(std::time::Instant::now(), &opts.hostname) {
-        crate::resolve::Resolution::Ready(r) => r?.into_iter().next(),
-        crate::resolve::Resolution::Pending(r) => {
-            resolver.forget(r);
-            None
-        }
-    }
-    .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {}", opts.hostname)))?;
+    let ip = resolver.lookup_now(std::time::Instant::now(), &opts.hostname)?;
     let addr = SocketAddr::new(ip, opts.port);
     let io = |e: io::Error| os_error(&e, format!("listen {addr}"));
     let sock =

@@ -334,6 +334,21 @@ impl Resolver {
         }
     }
 
+    /// The first address of `host` answerable without a query (an IP
+    /// literal, the hosts file, `localhost`, the DNS cache), for what must
+    /// bind or connect at once (a listener, a UDP socket); a name that
+    /// needs a query is `ENOTFOUND` (nothing is left in flight).
+    pub fn lookup_now(&mut self, now: Instant, host: &str) -> Result<IpAddr, Error> {
+        let first = match self.lookup(now, host) {
+            Resolution::Ready(r) => r?.into_iter().next(),
+            Resolution::Pending(r) => {
+                self.forget(r);
+                None
+            }
+        };
+        first.ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
+    }
+
     /// node's `resolve*`: the records of `name` (never the hosts file), from
     /// the cache when a live entry is there, else asked.
     pub fn resolve(
