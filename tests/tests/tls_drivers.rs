@@ -321,32 +321,6 @@ netkit_tests::both_drivers!(
     garbage_is_a_connect_error_and_the_server_goes_on
 );
 
-struct SmolTlsClient(Arc<Mutex<Vec<String>>>);
-
-impl netkit_smol::Handler for SmolTlsClient {
-    type Data = ();
-    fn open(&self, s: &mut netkit_smol::Socket<'_, ()>) {
-        self.0.lock().unwrap().push("open".into());
-        let _ = s.write(b"from smol");
-        s.end();
-    }
-    fn data(&self, _s: &mut netkit_smol::Socket<'_, ()>, b: &[u8]) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("data:{}", String::from_utf8_lossy(b)));
-    }
-    fn close(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: Option<&Error>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("close:{}", e.is_some()));
-    }
-    fn connect_error(&self, _s: &mut netkit_smol::Socket<'_, ()>, e: &Error) {
-        self.0.lock().unwrap().push(format!("connect_error:{e}"));
-    }
-}
-
 #[test]
 fn smol_tls_client_against_blocking_tls_server() {
     let s = setup();
@@ -357,7 +331,12 @@ fn smol_tls_client_against_blocking_tls_server() {
         config: s.client.clone(),
         server_name: None,
     });
-    ::smol::block_on(netkit_smol::connect(opts, SmolTlsClient(log.clone()), ())).unwrap();
+    ::smol::block_on(netkit_smol::connect(
+        opts,
+        Recorder::greeting(&log, b"from smol"),
+        (),
+    ))
+    .unwrap();
     let log = log.lock().unwrap();
     let data: String = log.iter().filter_map(|e| e.strip_prefix("data:")).collect();
     assert_eq!(data, "from smol");
@@ -376,19 +355,34 @@ fn smol_tls_client_refuses_an_unknown_issuer() {
         config: s.client.clone(),
         server_name: None,
     });
-    let _ = ::smol::block_on(netkit_smol::connect(opts, SmolTlsClient(log.clone()), ()));
+    let _ = ::smol::block_on(netkit_smol::connect(
+        opts,
+        Recorder::greeting(&log, b"from smol"),
+        (),
+    ));
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(log[0].contains("tls: invalid peer certificate"), "{log:?}");
 }
 
-/// Records a client connection's events, for both drivers.
-struct Recorder(Arc<Mutex<Vec<String>>>);
+/// Records a client connection's events, for both drivers; with a
+/// greeting, writes it at `open` and ends its side.
+struct Recorder(Arc<Mutex<Vec<String>>>, Option<&'static [u8]>);
+
+impl Recorder {
+    fn greeting(log: &Arc<Mutex<Vec<String>>>, greeting: &'static [u8]) -> Self {
+        Self(log.clone(), Some(greeting))
+    }
+}
 
 impl netkit_smol::Handler for Recorder {
     type Data = ();
-    fn open(&self, _s: &mut netkit_smol::Socket<'_, ()>) {
+    fn open(&self, s: &mut netkit_smol::Socket<'_, ()>) {
         self.0.lock().unwrap().push("open".into());
+        if let Some(g) = self.1 {
+            let _ = s.write(g);
+            s.end();
+        }
     }
     fn data(&self, _s: &mut netkit_smol::Socket<'_, ()>, b: &[u8]) {
         self.0
@@ -430,12 +424,12 @@ fn a_client_fails_on_a_bad_record_after_valid_data(d: Driver) {
     match d {
         Driver::Blocking => {
             let mut lp = netkit_blocking::EventLoop::new().unwrap();
-            lp.connect(opts, Arc::new(Recorder(log.clone())), ())
+            lp.connect(opts, Arc::new(Recorder(log.clone(), None)), ())
                 .unwrap();
             lp.run().unwrap();
         }
         Driver::Smol => {
-            let r = ::smol::block_on(netkit_smol::connect(opts, Recorder(log.clone()), ()));
+            let r = ::smol::block_on(netkit_smol::connect(opts, Recorder(log.clone(), None), ()));
             assert!(r.is_ok(), "{r:?}");
         }
     }
