@@ -181,6 +181,26 @@ impl HttpClient {
         self.carry_out(&mut s);
     }
 
+    /// Waits while the request on `conn` holds more than
+    /// [`BODY_HIGH_WATER`] body bytes its caller has not taken: the socket
+    /// is not read meanwhile, so a 256 MiB body never sits in memory whole.
+    async fn room(&self, conn: ConnId) {
+        future::poll_fn(|cx| {
+            let mut s = lock(&self.shared);
+            let Some(req) = s.client.request_on(conn) else {
+                return Poll::Ready(());
+            };
+            match s.reqs.get_mut(&req) {
+                Some(slot) if slot.buffered > BODY_HIGH_WATER => {
+                    slot.reader = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                _ => Poll::Ready(()),
+            }
+        })
+        .await;
+    }
+
     /// One connection's task.
     async fn run_conn(&self, conn: ConnId, target: Target, cmds: async_channel::Receiver<Cmd>) {
         let opts = match target {
@@ -250,28 +270,6 @@ impl HttpClient {
                 Step::Cmd(Some(Cmd::Close) | None) => return,
             }
         }
-    }
-}
-
-impl HttpClient {
-    /// Waits while the request on `conn` holds more than
-    /// [`BODY_HIGH_WATER`] body bytes its caller has not taken: the socket
-    /// is not read meanwhile, so a 256 MiB body never sits in memory whole.
-    async fn room(&self, conn: ConnId) {
-        future::poll_fn(|cx| {
-            let mut s = lock(&self.shared);
-            let Some(req) = s.client.request_on(conn) else {
-                return Poll::Ready(());
-            };
-            match s.reqs.get_mut(&req) {
-                Some(slot) if slot.buffered > BODY_HIGH_WATER => {
-                    slot.reader = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-                _ => Poll::Ready(()),
-            }
-        })
-        .await;
     }
 }
 
