@@ -177,7 +177,7 @@ fn send(to: &str, messages: &[String], repeat: u64, verbose: bool) -> Result<Exi
     // GSO buffers are built once and reused for every repeat.
     let gso_bufs = gso_buffers(&packets, &batches);
     let mut sent: u64 = 0;
-    // Datagrams per kernel path: GSO, sendmmsg, plain.
+    // Datagrams per kernel path, indexed by `udp::Path` (GSO, sendmmsg, plain).
     let mut paths = [0u64; 3];
     let mut sender = Sender::new();
     for _ in 0..repeat {
@@ -198,12 +198,7 @@ fn send(to: &str, messages: &[String], repeat: u64, verbose: bool) -> Result<Exi
             let mut left = n;
             for b in plan_now {
                 let k = b.range().len().min(left);
-                let path = match b {
-                    Batch::Gso { .. } => 0,
-                    Batch::Many { .. } if udp::mmsg_works() => 1,
-                    Batch::Many { .. } => 2,
-                };
-                paths[path] += k as u64;
+                paths[udp::Path::of(b) as usize] += k as u64;
                 left -= k;
             }
             from += sender.accepted();

@@ -24,15 +24,29 @@ pub struct Received {
     pub truncated: bool,
 }
 
-/// Which kernel path carried a send, for reports (`cargo xtask demo`).
+/// Which kernel path carried a send, for reports (`netkit udp send -v`,
+/// `cargo xtask demo`); the values index a tally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     /// One `sendmsg` with `UDP_SEGMENT`.
-    Gso,
+    Gso = 0,
     /// `sendmmsg`.
-    Mmsg,
+    Mmsg = 1,
     /// One `send_to` per datagram.
-    Plain,
+    Plain = 2,
+}
+
+impl Path {
+    /// The path that carries `batch` of a plan here: GSO for a GSO batch,
+    /// else `sendmmsg`, or plain sends once the kernel refused it.
+    #[must_use]
+    pub fn of(batch: &netkit_udp::plan::Batch) -> Self {
+        match batch {
+            netkit_udp::plan::Batch::Gso { .. } => Self::Gso,
+            netkit_udp::plan::Batch::Many { .. } if mmsg_works() => Self::Mmsg,
+            netkit_udp::plan::Batch::Many { .. } => Self::Plain,
+        }
+    }
 }
 
 /// Set once `sendmmsg`/`recvmmsg` answered ENOSYS or EPERM (seccomp):
