@@ -198,8 +198,8 @@ impl S3Config {
                 .sign(&method, &req.url, self.session_token.as_deref(), &payload);
         req.headers = headers;
         req.body = body;
-        // A signed request must reach the bytes it signed: no decoding
-        // header games with the object's own encoding.
+        // The object comes back as stored: one saved with a
+        // `Content-Encoding` (a gzip file, say) is not decoded on the way.
         req.decompress = false;
         Ok(req)
     }
