@@ -110,7 +110,7 @@ async fn main() {
                     failed = true;
                     left -= 1;
                 }
-                Event::Head { .. } | Event::Trace { .. } => {}
+                Event::Head { .. } | Event::Trace { .. } | Event::BodyWanted { .. } => {}
             }
         }
         if left == 0 {

@@ -30,7 +30,8 @@ pub fn text_file(len: usize) -> Vec<u8> {
 
 /// nginx on loopback: `http` and `https` ports, a Unix socket, `root` with
 /// `small.txt` (6 bytes), `big.txt` (8 MiB of text), `nogzip/` (served
-/// without gzip, for files a benchmark puts there) and the locations the
+/// without gzip, for files a benchmark puts there), `upload/` taking PUTs
+/// (WebDAV: the body lands under `root/upload/`) and the locations the
 /// tests use; an access log of `$connection $request_method $request_uri
 /// $status` lines.
 #[derive(Debug)]
@@ -100,6 +101,8 @@ http {{
         location = /missing {{ return 404 "no such thing\n"; }}
         location = /headers {{ add_header X-Many a; add_header X-Many b; return 200 "h\n"; }}
         location /nogzip/ {{ gzip off; }}
+        location /upload/ {{ dav_methods PUT; create_full_put_path on; client_max_body_size 0; }}
+        location = /put-redirect {{ return 307 /upload/redirected.bin; }}
     }}
 }}
 "#,

@@ -49,7 +49,7 @@ fn blocking(cfg: ClientConfig, reqs: Vec<Request>) -> (Vec<Fetched>, u64) {
             Event::Data { data, .. } => body.extend(data),
             Event::End { .. } => res.borrow_mut()[i] = Some((status, std::mem::take(&mut body))),
             Event::Failed { error, .. } => panic!("{error}"),
-            Event::Trace { .. } => {}
+            Event::Trace { .. } | Event::BodyWanted { .. } => {}
         })
         .unwrap();
     }

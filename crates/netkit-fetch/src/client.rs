@@ -4,13 +4,50 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netkit_http1::{Event as H1, Fields, Framing, Head, Limits, RequestKind, ResponseDecoder};
+use netkit_http1::{
+    BodyEncoder, Event as H1, Fields, Framing, Head, Limits, RequestKind, ResponseDecoder,
+};
 use url::Url;
 
 use crate::Error;
 use crate::decode::{ACCEPT_ENCODING, Decoder};
 use crate::layers::{Connect, Layer, Stack};
 use crate::proxy::{Proxy, ProxyConfig, host_of};
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// In memory, framed with `Content-Length`; replayable, so a 307/308
+    /// redirect or a retry sends it again.
+    Bytes(Vec<u8>),
+    /// Written by the driver as it reads it from a file, reader or stream:
+    /// after [`Event::BodyWanted`], [`Client::write_body`] while
+    /// [`Client::body_room`] allows, then [`Client::finish_body`]. Framed
+    /// with `Content-Length` when the length is known, else chunked.
+    Stream {
+        /// The length, when known (a file's size).
+        length: Option<u64>,
+        /// The driver can start it again from its first byte (a file: it
+        /// seeks), so a 307/308 redirect or a retry after some of it was
+        /// taken sends it again; the driver sees [`Client::body_offset`]
+        /// back at 0 on the next [`Event::BodyWanted`]. Not rewindable
+        /// (a pipe, a stream): such a redirect is an error, and a retry
+        /// happens only before any of it was taken.
+        rewindable: bool,
+    },
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Self {
+        Self::Bytes(b)
+    }
+}
+
+impl From<&[u8]> for Body {
+    fn from(b: &[u8]) -> Self {
+        Self::Bytes(b.to_vec())
+    }
+}
 
 /// A request.
 #[derive(Debug, Clone)]
@@ -23,8 +60,8 @@ pub struct Request {
     /// (a `Host` given here wins; `Content-Length` and `Transfer-Encoding`
     /// given here are dropped: the body decides them).
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The body (framed with `Content-Length`), or none.
-    pub body: Option<Vec<u8>>,
+    /// The body, or none.
+    pub body: Option<Body>,
     /// A limit for the whole request, redirects included.
     pub timeout: Option<Duration>,
     /// Redirects followed at most (20 by default); 0 returns a 3xx itself.
@@ -175,6 +212,14 @@ pub enum Event {
         /// The response.
         response: Response,
     },
+    /// The request's streamed body ([`Body::Stream`]) may be written now:
+    /// [`Client::write_body`] while [`Client::body_room`] is above 0, then
+    /// [`Client::finish_body`]. It comes again when the room, used up,
+    /// opens again.
+    BodyWanted {
+        /// The request.
+        req: ReqId,
+    },
     /// Body bytes (decoded), in order.
     Data {
         /// The request.
@@ -243,7 +288,31 @@ struct Req {
     /// `Expect: 100-continue`: the body, held until the server's 100 (or
     /// [`CONTINUE_WAIT`] without an answer).
     held_body: Option<(ConnId, Vec<u8>, Instant)>,
+    /// A streamed body on its way out.
+    outgoing: Option<Outgoing>,
+    /// Streamed body bytes taken, on any connection (none: a retry may
+    /// start it again).
+    streamed: u64,
 }
+
+/// A streamed request body being written on a connection.
+#[derive(Debug)]
+struct Outgoing {
+    conn: ConnId,
+    encoder: BodyEncoder,
+    /// `Expect: 100-continue`: not wanted before the server's 100 or this
+    /// instant.
+    held_until: Option<Instant>,
+    /// The room ran out: [`Event::BodyWanted`] follows once the
+    /// connection's unsent bytes fall to [`BODY_LOW_WATER`].
+    paused: bool,
+}
+
+/// Unsent bytes a connection may hold from a streamed body; past this,
+/// [`Client::body_room`] is 0 until the transport takes them.
+const BODY_WINDOW: usize = 256 << 10;
+/// The room opens again (a new [`Event::BodyWanted`]) at this many unsent bytes.
+const BODY_LOW_WATER: usize = 64 << 10;
 
 /// How long a body waits for `100 Continue` before it is sent anyway (curl's 1 s).
 const CONTINUE_WAIT: Duration = Duration::from_secs(1);
@@ -353,6 +422,8 @@ impl Client {
                 follow: None,
                 decoder: None,
                 held_body: None,
+                outgoing: None,
+                streamed: 0,
             },
         );
         self.queue.push_back(id);
@@ -420,19 +491,125 @@ impl Client {
 
     /// The transport took `n` bytes of [`transmit`](Self::transmit).
     pub fn handle_sent(&mut self, conn: ConnId, n: usize) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stack.handle_sent(n);
-            c.send_queued = false;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.stack.handle_sent(n);
+        c.send_queued = false;
+        let unsent = c.stack.transmit().len();
+        let Some(req) = c.req else { return };
+        if let Some(o) = self.reqs.get_mut(&req).and_then(|r| r.outgoing.as_mut()) {
+            if o.paused && o.conn == conn && unsent <= BODY_LOW_WATER {
+                o.paused = false;
+                self.events.push_back(Event::BodyWanted { req });
+            }
         }
+    }
+
+    /// How many bytes of `req`'s streamed body [`write_body`](Self::write_body)
+    /// takes now (0: wait for the next [`Event::BodyWanted`], or the body is
+    /// not wanted: not started, held for `100 Continue`, finished, or
+    /// answered already).
+    #[must_use]
+    pub fn body_room(&self, req: ReqId) -> usize {
+        let Some(o) = self.reqs.get(&req).and_then(|r| r.outgoing.as_ref()) else {
+            return 0;
+        };
+        if o.held_until.is_some() || o.encoder.is_finished() {
+            return 0;
+        }
+        let unsent = self
+            .conns
+            .get(&o.conn)
+            .map_or(0, |c| c.stack.transmit().len());
+        BODY_WINDOW.saturating_sub(unsent)
+    }
+
+    /// Bytes of `req`'s streamed body taken on its current attempt: 0 on an
+    /// [`Event::BodyWanted`] after a redirect or retry of a rewindable body
+    /// means start again from the first byte.
+    #[must_use]
+    pub fn body_offset(&self, req: ReqId) -> u64 {
+        self.reqs
+            .get(&req)
+            .and_then(|r| r.outgoing.as_ref())
+            .map_or(0, |o| o.encoder.sent())
+    }
+
+    /// Writes the next piece of `req`'s streamed body (any length; past
+    /// [`body_room`](Self::body_room) it is still taken, but the room stays
+    /// shut until the transport catches up). `Ok(false)`: the body is no
+    /// longer wanted (the server answered first, or the request ended):
+    /// stop sending. More bytes than the declared length fail the request
+    /// (and are `Err`).
+    pub fn write_body(&mut self, now: Instant, req: ReqId, data: &[u8]) -> Result<bool, Error> {
+        self.body_step(now, req, |enc, out| enc.write(data, out))
+    }
+
+    /// Ends `req`'s streamed body (the last chunk when chunked). Fewer bytes
+    /// than the declared length fail the request (and are `Err`).
+    /// `Ok(false)`: the body was no longer wanted.
+    pub fn finish_body(&mut self, now: Instant, req: ReqId) -> Result<bool, Error> {
+        self.body_step(now, req, BodyEncoder::finish)
+    }
+
+    /// The driver could not read `req`'s streamed body: the request fails
+    /// with `http: request body: {message}` and its connection closes.
+    pub fn fail_body(&mut self, now: Instant, req: ReqId, message: &str) {
+        if self.reqs.contains_key(&req) {
+            self.fail(req, Error::Body(message.to_owned()));
+            self.schedule(now);
+        }
+    }
+
+    fn body_step(
+        &mut self,
+        now: Instant,
+        req: ReqId,
+        f: impl FnOnce(&mut BodyEncoder, &mut Vec<u8>) -> Result<(), netkit_http1::Error>,
+    ) -> Result<bool, Error> {
+        let Some(r) = self.reqs.get_mut(&req) else {
+            return Ok(false);
+        };
+        let Some(o) = r.outgoing.as_mut() else {
+            return Ok(false);
+        };
+        let Some(c) = self.conns.get_mut(&o.conn) else {
+            return Ok(false);
+        };
+        let mut framed = Vec::new();
+        let before = o.encoder.sent();
+        if let Err(e) = f(&mut o.encoder, &mut framed) {
+            let e = Error::Http(e);
+            self.fail(req, e.clone());
+            self.schedule(now);
+            return Err(e);
+        }
+        r.streamed += o.encoder.sent() - before;
+        let conn = o.conn;
+        if let Err(e) = c.stack.write(&framed) {
+            self.conn_failed(conn, e);
+            self.schedule(now);
+            return Ok(false);
+        }
+        if c.stack.transmit().len() >= BODY_WINDOW {
+            o.paused = true;
+        }
+        self.queue_send(conn);
+        Ok(true)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let reqs = self.reqs.values().flat_map(|r| {
-            [r.deadline, r.held_body.as_ref().map(|(_, _, at)| *at)]
-                .into_iter()
-                .flatten()
+            [
+                r.deadline,
+                r.held_body.as_ref().map(|(_, _, at)| *at),
+                r.outgoing.as_ref().and_then(|o| o.held_until),
+            ]
+            .into_iter()
+            .flatten()
         });
         let idle = self.conns.values().filter_map(|c| c.idle_until);
         reqs.chain(idle).min()
@@ -454,7 +631,13 @@ impl Client {
         let due: Vec<ReqId> = self
             .reqs
             .iter()
-            .filter(|(_, r)| r.held_body.as_ref().is_some_and(|(_, _, at)| *at <= now))
+            .filter(|(_, r)| {
+                r.held_body.as_ref().is_some_and(|(_, _, at)| *at <= now)
+                    || r.outgoing
+                        .as_ref()
+                        .and_then(|o| o.held_until)
+                        .is_some_and(|at| at <= now)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -640,13 +823,22 @@ impl Client {
         let Some(r) = self.reqs.get_mut(&req) else {
             return;
         };
-        if stale && !r.retried && r.request.idempotent() {
+        let replayable = r.streamed == 0
+            || matches!(
+                r.request.body,
+                Some(Body::Stream {
+                    rewindable: true,
+                    ..
+                })
+            );
+        if stale && !r.retried && r.request.idempotent() && replayable {
             r.retried = true;
             r.fresh_only = true;
             r.conn = None;
             r.decoder = None;
             r.follow = None;
             r.held_body = None;
+            r.outgoing = None;
             self.trace(
                 req,
                 '*',
@@ -862,10 +1054,22 @@ impl Client {
                 return;
             }
         };
-        let expect = !body.is_empty()
-            && r.request.headers.iter().any(|(n, v)| {
-                n.eq_ignore_ascii_case("expect") && v.eq_ignore_ascii_case(b"100-continue")
+        let expect_continue = r.request.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("expect") && v.eq_ignore_ascii_case(b"100-continue")
+        });
+        let expect = !body.is_empty() && expect_continue;
+        let mut wanted = false;
+        if let Some(Body::Stream { length, .. }) = r.request.body {
+            let framing = length.map_or(Framing::Chunked, Framing::Length);
+            let held_until = expect_continue.then_some(now + CONTINUE_WAIT);
+            wanted = held_until.is_none();
+            r.outgoing = Some(Outgoing {
+                conn,
+                encoder: BodyEncoder::new(framing),
+                held_until,
+                paused: false,
             });
+        }
         let body = if expect {
             r.held_body = Some((conn, body, now + CONTINUE_WAIT));
             Vec::new()
@@ -905,10 +1109,19 @@ impl Client {
             return;
         }
         self.queue_send(conn);
+        if wanted {
+            self.events.push_back(Event::BodyWanted { req });
+        }
     }
 
-    /// Sends the body `req` held for `100 Continue`.
+    /// Sends the body `req` held for `100 Continue` (a streamed one is
+    /// wanted from now on).
     fn send_held_body(&mut self, req: ReqId) {
+        if let Some(o) = self.reqs.get_mut(&req).and_then(|r| r.outgoing.as_mut()) {
+            if o.held_until.take().is_some() {
+                self.events.push_back(Event::BodyWanted { req });
+            }
+        }
         let Some((conn, body, _)) = self.reqs.get_mut(&req).and_then(|r| r.held_body.take()) else {
             return;
         };
@@ -1022,6 +1235,15 @@ impl Client {
         if let Some((conn, _, _)) = r.held_body.take() {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.no_reuse = true;
+            }
+        }
+        // Likewise a streamed body not written to its end: the rest is no
+        // longer wanted.
+        if let Some(o) = r.outgoing.take() {
+            if !o.encoder.is_finished() {
+                if let Some(c) = self.conns.get_mut(&o.conn) {
+                    c.no_reuse = true;
+                }
             }
         }
         let Some(r) = self.reqs.get_mut(&req) else {
@@ -1230,13 +1452,21 @@ fn encode(r: &Request, route: &Route, config: &ClientConfig) -> Result<(Vec<u8>,
         }
     }
     let framing = match &r.body {
-        Some(b) => Framing::Length(b.len() as u64),
+        Some(Body::Bytes(b)) => Framing::Length(b.len() as u64),
+        Some(Body::Stream {
+            length: Some(n), ..
+        }) => Framing::Length(*n),
+        Some(Body::Stream { length: None, .. }) => Framing::Chunked,
         None if matches!(r.method.as_str(), "POST" | "PUT" | "PATCH") => Framing::Length(0),
         None => Framing::None,
     };
     let mut head = Vec::new();
     netkit_http1::encode_head(&mut head, &r.method, &target, &headers, framing)?;
-    Ok((head, r.body.clone().unwrap_or_default()))
+    let body = match &r.body {
+        Some(Body::Bytes(b)) => b.clone(),
+        _ => Vec::new(),
+    };
+    Ok((head, body))
 }
 
 /// The request a redirect leads to (RFC 9110 §15.4 as browsers and curl do
@@ -1256,6 +1486,19 @@ fn redirect(r: &Request, status: u16, url: Url) -> Result<Request, Error> {
         303 => r.method != "HEAD" && r.method != "GET",
         _ => false,
     };
+    if !to_get
+        && matches!(
+            r.body,
+            Some(Body::Stream {
+                rewindable: false,
+                ..
+            })
+        )
+    {
+        return Err(Error::Body(format!(
+            "a {status} redirect must send the body again, and a streamed body is read once"
+        )));
+    }
     if to_get {
         next.method = "GET".into();
         next.body = None;

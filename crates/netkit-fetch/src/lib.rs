@@ -17,7 +17,9 @@ mod decode;
 pub mod layers;
 pub mod proxy;
 
-pub use client::{Action, Client, ClientConfig, ConnId, Event, ReqId, Request, Response, Target};
+pub use client::{
+    Action, Body, Client, ClientConfig, ConnId, Event, ReqId, Request, Response, Target,
+};
 pub use decode::ACCEPT_ENCODING;
 pub use netkit_http1::{Fields, Head};
 pub use url::Url;
@@ -62,6 +64,10 @@ pub enum Error {
     /// The request was cancelled.
     #[error("ECANCELED: request cancelled")]
     Cancelled,
+    /// A streamed request body that could not be read, or would have to be
+    /// sent twice.
+    #[error("http: request body: {0}")]
+    Body(String),
     /// A body that is not the JSON asked for (`json()` in the drivers).
     #[error("http: invalid JSON body: {0}")]
     Json(String),
@@ -106,6 +112,7 @@ impl Error {
             | Self::Decode(_)
             | Self::Url(_)
             | Self::TooManyRedirects(_)
+            | Self::Body(_)
             | Self::Json(_) => "http",
             Self::Proxy(_) => "proxy",
             Self::Timeout(_) => "ETIMEDOUT",

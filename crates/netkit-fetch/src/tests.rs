@@ -39,6 +39,7 @@ struct H {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Ev {
+    Wanted,
     Head(u16),
     Data(Vec<u8>),
     End,
@@ -111,6 +112,7 @@ impl H {
                 }
                 Event::End { req, .. } => (req, Ev::End),
                 Event::Failed { req, error } => (req, Ev::Failed(error.to_string())),
+                Event::BodyWanted { req } => (req, Ev::Wanted),
                 Event::Trace { .. } => continue,
             };
             out.push((req, ev));
@@ -208,7 +210,7 @@ fn a_post_on_a_stale_connection_is_not_retried() {
     h.reply(ConnId(2), OK);
     h.events();
     let mut post = Request::new("POST", Url::parse("http://example.test/").unwrap());
-    post.body = Some(b"x".to_vec());
+    post.body = Some(b"x".to_vec().into());
     let r = h.send(post);
     h.c.handle_eof(h.now, ConnId(2));
     assert_eq!(
@@ -326,7 +328,7 @@ fn connect_failure_fails_the_waiting_request() {
 fn redirects_change_method_and_drop_credentials_across_origins() {
     let mut h = H::new();
     let mut post = Request::new("POST", Url::parse("http://a.test/form").unwrap());
-    post.body = Some(b"data".to_vec());
+    post.body = Some(b"data".to_vec().into());
     post.headers
         .push(("Authorization".into(), b"secret".to_vec()));
     post.headers.push(("X-Keep".into(), b"1".to_vec()));
@@ -351,7 +353,7 @@ fn redirects_change_method_and_drop_credentials_across_origins() {
 
     // 307 keeps POST and its body.
     let mut post = Request::new("POST", Url::parse("http://a.test/").unwrap());
-    post.body = Some(b"again".to_vec());
+    post.body = Some(b"again".to_vec().into());
     h.send(post);
     h.sent(c);
     h.reply(
@@ -595,7 +597,7 @@ fn truncated_and_gzip_bodies() {
 fn expecting(body: &[u8]) -> Request {
     let mut r = Request::new("PUT", Url::parse("http://x/up").unwrap());
     r.headers.push(("Expect".into(), b"100-continue".to_vec()));
-    r.body = Some(body.to_vec());
+    r.body = Some(body.into());
     r
 }
 
@@ -643,4 +645,260 @@ fn a_final_answer_before_100_drops_the_body_and_the_connection() {
     assert_eq!(h.events(), [(r, Ev::Head(413)), (r, Ev::End)]);
     assert!(h.actions().contains(&Action::Close { conn: c }));
     assert_eq!(h.c.transmit(c), b"", "the body never went out");
+}
+
+fn streaming(method: &str, length: Option<u64>) -> Request {
+    let mut r = Request::new(method, Url::parse("http://x/up").unwrap());
+    r.body = Some(Body::Stream {
+        length,
+        rewindable: false,
+    });
+    r
+}
+
+#[test]
+fn a_rewindable_body_follows_a_307_from_its_first_byte() {
+    let mut h = H::new();
+    let mut req = streaming("PUT", Some(3));
+    req.body = Some(Body::Stream {
+        length: Some(3),
+        rewindable: true,
+    });
+    let r = h.send(req);
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.c.write_body(h.now, r, b"abc").unwrap();
+    assert_eq!(h.c.body_offset(r), 3);
+    h.c.finish_body(h.now, r).unwrap();
+    h.sent(c);
+    h.reply(
+        c,
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(h.events(), [(r, Ev::Wanted), (r, Ev::Wanted)]);
+    assert_eq!(h.c.body_offset(r), 0, "from the first byte again");
+    let head = h.sent(c);
+    assert!(
+        head.starts_with("PUT /b HTTP/1.1\r\n") && head.contains("Content-Length: 3\r\n"),
+        "{head}"
+    );
+    h.c.write_body(h.now, r, b"abc").unwrap();
+    h.c.finish_body(h.now, r).unwrap();
+    assert_eq!(h.sent(c), "abc");
+    h.reply(c, OK);
+    assert_eq!(h.events(), ok_events(r));
+}
+
+#[test]
+fn a_streamed_body_with_a_length_is_written_as_it_comes() {
+    let mut h = H::new();
+    let r = h.send(streaming("PUT", Some(10)));
+    let c = h.connect_all()[0];
+    assert_eq!(h.events(), [(r, Ev::Wanted)]);
+    let head = h.sent(c);
+    assert!(head.contains("Content-Length: 10\r\n"), "{head}");
+    assert!(!head.contains("chunked"), "{head}");
+    assert!(h.c.body_room(r) > 0);
+    assert!(h.c.write_body(h.now, r, b"hello").unwrap());
+    assert!(h.c.write_body(h.now, r, b"").unwrap());
+    assert!(h.c.write_body(h.now, r, b"world").unwrap());
+    assert!(h.c.finish_body(h.now, r).unwrap());
+    assert_eq!(h.c.body_room(r), 0, "a finished body takes nothing more");
+    assert_eq!(h.sent(c), "helloworld");
+    h.reply(c, OK);
+    assert_eq!(h.events(), ok_events(r));
+    assert_eq!(h.c.connections(), 1, "the connection is pooled");
+}
+
+#[test]
+fn a_streamed_body_of_unknown_length_is_chunked() {
+    let mut h = H::new();
+    let r = h.send(streaming("POST", None));
+    let c = h.connect_all()[0];
+    let head = h.sent(c);
+    assert!(head.contains("Transfer-Encoding: chunked\r\n"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    h.c.write_body(h.now, r, b"abc").unwrap();
+    h.c.write_body(h.now, r, &[b'x'; 17]).unwrap();
+    h.c.finish_body(h.now, r).unwrap();
+    assert_eq!(
+        h.sent(c),
+        format!("3\r\nabc\r\n11\r\n{}\r\n0\r\n\r\n", "x".repeat(17))
+    );
+}
+
+#[test]
+fn the_body_room_shuts_at_the_window_and_opens_below_the_low_mark() {
+    let mut h = H::new();
+    let r = h.send(streaming("PUT", None));
+    let c = h.connect_all()[0];
+    h.events();
+    let piece = vec![7u8; 32 << 10];
+    let mut written = 0;
+    while h.c.body_room(r) > 0 {
+        assert!(h.c.write_body(h.now, r, &piece).unwrap());
+        written += 1;
+        assert!(written < 100, "the room never shut");
+    }
+    assert!(h.events().is_empty());
+    // The transport takes a little: still above the low mark, no event.
+    h.c.handle_sent(c, 1000);
+    assert!(h.events().is_empty());
+    // It takes everything: the room opens, once.
+    let rest = h.c.transmit(c).len();
+    h.c.handle_sent(c, rest);
+    assert_eq!(h.events(), [(r, Ev::Wanted)]);
+    assert!(h.c.body_room(r) > 0);
+    h.c.handle_sent(c, 0);
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn a_streamed_body_must_match_its_length() {
+    let mut h = H::new();
+    let r = h.send(streaming("PUT", Some(3)));
+    h.connect_all();
+    h.events();
+    let e = h.c.write_body(h.now, r, b"four").unwrap_err();
+    assert_eq!(e.kind(), "http");
+    let ev = h.events();
+    assert!(
+        matches!(&ev[..], [(_, Ev::Failed(m))] if m.contains("Content-Length")),
+        "{ev:?}"
+    );
+    assert_eq!(h.c.connections(), 0, "its connection closed");
+
+    let r = h.send(streaming("PUT", Some(3)));
+    h.connect_all();
+    h.events();
+    h.c.write_body(h.now, r, b"ab").unwrap();
+    assert!(h.c.finish_body(h.now, r).is_err());
+    assert!(matches!(&h.events()[..], [(_, Ev::Failed(_))]));
+}
+
+#[test]
+fn an_early_answer_stops_a_streamed_body_and_the_connection() {
+    let mut h = H::new();
+    let r = h.send(streaming("PUT", None));
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.c.write_body(h.now, r, b"part").unwrap();
+    h.reply(
+        c,
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        !h.c.write_body(h.now, r, b"more").unwrap(),
+        "not wanted any more"
+    );
+    assert!(!h.c.finish_body(h.now, r).unwrap());
+    assert_eq!(
+        h.events(),
+        [(r, Ev::Wanted), (r, Ev::Head(413)), (r, Ev::End)]
+    );
+    assert!(
+        h.actions().contains(&Action::Close { conn: c }),
+        "never reused"
+    );
+}
+
+#[test]
+fn a_redirect_that_must_resend_a_streamed_body_fails() {
+    let mut h = H::new();
+    let r = h.send(streaming("PUT", Some(1)));
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.c.write_body(h.now, r, b"x").unwrap();
+    h.c.finish_body(h.now, r).unwrap();
+    h.reply(
+        c,
+        b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n",
+    );
+    let ev = h.events();
+    assert!(
+        matches!(&ev[..], [(_, Ev::Wanted), (_, Ev::Failed(m))] if m.starts_with("http: request body: a 307 redirect")),
+        "{ev:?}"
+    );
+    // 303 turns it into a GET without a body: followed.
+    let r = h.send(streaming("POST", None));
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.c.finish_body(h.now, r).unwrap();
+    h.sent(c);
+    h.reply(
+        c,
+        b"HTTP/1.1 303 See Other\r\nLocation: /b\r\nContent-Length: 0\r\n\r\n",
+    );
+    let get = h.sent(c);
+    assert!(
+        get.starts_with("GET /b HTTP/1.1\r\n") && !get.contains("chunked"),
+        "{get}"
+    );
+    h.reply(c, OK);
+    let ev = h.events();
+    assert_eq!(ev.last(), Some(&(r, Ev::End)), "{ev:?}");
+}
+
+#[test]
+fn a_streamed_body_waits_for_100_continue() {
+    let mut h = H::new();
+    let mut req = streaming("PUT", Some(2));
+    req.headers
+        .push(("Expect".into(), b"100-continue".to_vec()));
+    let r = h.send(req);
+    let c = h.connect_all()[0];
+    h.sent(c);
+    assert!(h.events().is_empty());
+    assert_eq!(h.c.body_room(r), 0, "held");
+    h.reply(c, b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(h.events(), [(r, Ev::Wanted)]);
+    h.c.write_body(h.now, r, b"ok").unwrap();
+    h.c.finish_body(h.now, r).unwrap();
+    assert_eq!(h.sent(c), "ok");
+}
+
+#[test]
+fn a_stale_connection_is_retried_only_before_the_body_was_taken() {
+    let mut h = H::new();
+    let r = h.get("http://x/up");
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.reply(c, OK);
+    h.events();
+    // Not taken yet: the reused connection's EOF retries on a new one.
+    let r2 = h.send(streaming("PUT", Some(1)));
+    assert_ne!(r, r2);
+    h.sent(c);
+    h.c.handle_eof(h.now, c);
+    let fresh = h.connect_all();
+    assert_eq!(fresh.len(), 1, "retried on a new connection");
+    assert_eq!(h.events(), [(r2, Ev::Wanted), (r2, Ev::Wanted)]);
+    h.c.write_body(h.now, r2, b"x").unwrap();
+    h.c.finish_body(h.now, r2).unwrap();
+    h.sent(fresh[0]);
+    h.reply(fresh[0], OK);
+    h.events();
+    // Taken: the same failure fails the request.
+    let r3 = h.send(streaming("PUT", Some(1)));
+    h.sent(fresh[0]);
+    h.c.write_body(h.now, r3, b"x").unwrap();
+    h.c.handle_eof(h.now, fresh[0]);
+    assert!(matches!(
+        &h.events()[..],
+        [(_, Ev::Wanted), (_, Ev::Failed(_))]
+    ));
+}
+
+#[test]
+fn a_body_that_cannot_be_read_fails_its_request() {
+    let mut h = H::new();
+    let r = h.send(streaming("PUT", None));
+    h.connect_all();
+    h.events();
+    h.c.fail_body(h.now, r, "read /x: EIO");
+    assert_eq!(
+        h.events(),
+        [(r, Ev::Failed("http: request body: read /x: EIO".into()))]
+    );
+    assert_eq!(h.c.connections(), 0);
 }

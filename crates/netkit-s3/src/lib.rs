@@ -197,7 +197,7 @@ impl S3Config {
             self.signer(now)
                 .sign(&method, &req.url, self.session_token.as_deref(), &payload);
         req.headers = headers;
-        req.body = body;
+        req.body = body.map(netkit_fetch::Body::Bytes);
         // The object comes back as stored: one saved with a
         // `Content-Encoding` (a gzip file, say) is not decoded on the way.
         req.decompress = false;

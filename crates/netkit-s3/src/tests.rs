@@ -290,7 +290,7 @@ fn requests_are_signed_over_what_is_sent() {
         .request("put", "s3://b/a b.txt", Some(b"hello".to_vec()), now)
         .unwrap();
     assert_eq!(r.method, "PUT");
-    assert_eq!(r.body.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(r.body, Some(netkit_fetch::Body::Bytes(b"hello".to_vec())));
     assert!(!r.decompress);
     let h = |n: &str| {
         r.headers

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Instant;
 
-use netkit_fetch::{Action, Client, ClientConfig, ConnId, Event, ReqId, Request, Target};
+use netkit_fetch::{Action, Body, Client, ClientConfig, ConnId, Event, ReqId, Request, Target};
 
 use crate::event_loop::SourceId;
 use crate::group::Group;
@@ -25,14 +25,145 @@ const DEADLINE: u32 = u32::MAX - 1;
 /// A callback that receives a request's events.
 type Sink = Box<dyn FnMut(Event)>;
 
+/// A request body read as it is sent (a file, any reader): the
+/// machine's [`Body::Stream`] with what the loop reads it from. It is read
+/// on the loop's thread when the connection has room, so a reader should
+/// not block long (a file, a cursor; a slow producer belongs on a thread
+/// feeding a pipe, or on the smol driver).
+pub struct Upload {
+    source: UploadSource,
+    length: Option<u64>,
+    /// Bytes read from `source` so far.
+    pos: u64,
+}
+
+enum UploadSource {
+    File(std::fs::File),
+    Reader(Box<dyn io::Read>),
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("length", &self.length)
+            .field("file", &matches!(self.source, UploadSource::File(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    /// A file, sent with `Content-Length` (its size now), and sent again
+    /// from its start when a 307/308 redirect or a retry asks.
+    pub fn file(path: impl AsRef<std::path::Path>) -> io::Result<Self> {
+        let f = std::fs::File::open(path)?;
+        let length = f.metadata()?.len();
+        Ok(Self {
+            source: UploadSource::File(f),
+            length: Some(length),
+            pos: 0,
+        })
+    }
+
+    /// Any reader, sent chunked (or with `Content-Length` when `length`
+    /// is given: a reader that ends short or runs long fails the request).
+    /// It is read once: a redirect that must resend it fails.
+    pub fn reader(reader: impl io::Read + 'static, length: Option<u64>) -> Self {
+        Self {
+            source: UploadSource::Reader(Box::new(reader)),
+            length,
+            pos: 0,
+        }
+    }
+
+    /// The machine's view of it.
+    fn body(&self) -> Body {
+        Body::Stream {
+            length: self.length,
+            rewindable: matches!(self.source, UploadSource::File(_)),
+        }
+    }
+
+    /// Back to the first byte (a redirect or retry of a file).
+    fn rewind(&mut self) -> io::Result<()> {
+        if self.pos > 0 {
+            if let UploadSource::File(f) = &mut self.source {
+                io::Seek::seek(f, io::SeekFrom::Start(0))?;
+            } else {
+                return Err(io::Error::other("a reader cannot be read again"));
+            }
+            self.pos = 0;
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = loop {
+            let r = match &mut self.source {
+                UploadSource::File(f) => io::Read::read(f, buf),
+                UploadSource::Reader(r) => r.read(buf),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other?,
+            }
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads from `upload` into `client` while the machine has room for
+/// `req`'s body. The upload is kept until the request ends, even when the
+/// machine stops wanting it: a redirect may want it again, from its start.
+fn pump_upload(
+    client: &mut Client,
+    now: Instant,
+    req: ReqId,
+    upload: &mut Upload,
+    buf: &mut Vec<u8>,
+) {
+    if client.body_offset(req) == 0 {
+        if let Err(e) = upload.rewind() {
+            client.fail_body(now, req, &format!("rewind: {e}"));
+            return;
+        }
+    }
+    loop {
+        let room = client.body_room(req);
+        if room == 0 {
+            return;
+        }
+        buf.resize(room.min(UPLOAD_PIECE), 0);
+        let step = match upload.read(buf) {
+            Ok(0) => client.finish_body(now, req).map(|_| false),
+            Ok(n) => client.write_body(now, req, &buf[..n]),
+            Err(e) => {
+                client.fail_body(now, req, &format!("read: {e}"));
+                return;
+            }
+        };
+        // Finished, not wanted any more, or failed (the machine says so
+        // with an event).
+        if !matches!(step, Ok(true)) {
+            return;
+        }
+    }
+}
+
+/// The most read from an upload at once.
+const UPLOAD_PIECE: usize = 64 << 10;
+
 /// The handler of the client's connections: every callback goes to the
 /// machine.
 pub(crate) struct FetchHandler {
     client: Client,
     slots: HashMap<ConnId, (u32, u64)>,
     sinks: HashMap<ReqId, Sink>,
+    uploads: HashMap<ReqId, Upload>,
     /// Connections whose socket drained: their leftover bytes go out.
     drained: Vec<ConnId>,
+    /// The buffer uploads are read into.
+    scratch: Vec<u8>,
 }
 
 impl Handler for FetchHandler {
@@ -83,8 +214,22 @@ pub(crate) struct HttpSource {
 
 impl HttpSource {
     /// Carries out the machine's actions and hands out its events until it
-    /// has none, then arms its deadline.
+    /// has none (an upload's bytes make more actions), then arms its
+    /// deadline.
     fn drive(&mut self, cx: &mut Cx<'_>) {
+        while self.actions(cx) {}
+        let h = &mut self.group.handler;
+        if let Some(at) = h.client.poll_timeout() {
+            if self.armed != Some(at) {
+                self.armed = Some(at);
+                cx.arm(at, DEADLINE);
+            }
+        }
+    }
+
+    /// One round of actions, then the events; `true` if an upload wrote
+    /// body bytes (so there are actions again).
+    fn actions(&mut self, cx: &mut Cx<'_>) -> bool {
         loop {
             let h = &mut self.group.handler;
             for conn in std::mem::take(&mut h.drained) {
@@ -116,8 +261,17 @@ impl HttpSource {
             }
         }
         let h = &mut self.group.handler;
+        let mut wrote = false;
         while let Some(ev) = h.client.poll_event() {
             let (req, last) = match &ev {
+                Event::BodyWanted { req } => {
+                    let req = *req;
+                    if let Some(up) = h.uploads.get_mut(&req) {
+                        wrote = true;
+                        pump_upload(&mut h.client, cx.now, req, up, &mut h.scratch);
+                    }
+                    continue;
+                }
                 Event::Head { req, .. } | Event::Data { req, .. } | Event::Trace { req, .. } => {
                     (*req, false)
                 }
@@ -128,14 +282,10 @@ impl HttpSource {
             }
             if last {
                 h.sinks.remove(&req);
+                h.uploads.remove(&req);
             }
         }
-        if let Some(at) = h.client.poll_timeout() {
-            if self.armed != Some(at) {
-                self.armed = Some(at);
-                cx.arm(at, DEADLINE);
-            }
-        }
+        wrote
     }
 
     /// Writes what the machine has for `conn` to its socket.
@@ -222,7 +372,9 @@ impl EventLoop {
             client: Client::new(config),
             slots: HashMap::new(),
             sinks: HashMap::new(),
+            uploads: HashMap::new(),
             drained: Vec::new(),
+            scratch: Vec::new(),
         };
         let source = HttpSource {
             group: Group::clients(handler),
@@ -239,9 +391,44 @@ impl EventLoop {
         request: Request,
         on_event: impl FnMut(Event) + 'static,
     ) -> Result<ReqId, netkit_fetch::Error> {
+        self.start_fetch(client, request, None, Box::new(on_event))
+    }
+
+    /// [`fetch`](Self::fetch) with a body read as it is sent (its
+    /// `request.body` is replaced by the upload's).
+    pub fn fetch_upload(
+        &mut self,
+        client: HttpClient,
+        request: Request,
+        upload: Upload,
+        on_event: impl FnMut(Event) + 'static,
+    ) -> Result<ReqId, netkit_fetch::Error> {
+        self.start_fetch(client, request, Some(upload), Box::new(on_event))
+    }
+
+    fn start_fetch(
+        &mut self,
+        client: HttpClient,
+        mut request: Request,
+        upload: Option<Upload>,
+        on_event: Sink,
+    ) -> Result<ReqId, netkit_fetch::Error> {
+        match &upload {
+            Some(up) => request.body = Some(up.body()),
+            None if matches!(request.body, Some(Body::Stream { .. })) => {
+                return Err(netkit_fetch::Error::Body(
+                    "a streamed body is sent with an Upload (fetch_upload)".into(),
+                ));
+            }
+            None => {}
+        }
         self.with_source::<HttpSource, _>(client.0, |s, cx| {
-            let req = s.group.handler.client.request(cx.now, request)?;
-            s.group.handler.sinks.insert(req, Box::new(on_event));
+            let h = &mut s.group.handler;
+            let req = h.client.request(cx.now, request)?;
+            h.sinks.insert(req, on_event);
+            if let Some(up) = upload {
+                h.uploads.insert(req, up);
+            }
             s.drive(cx);
             Ok(req)
         })
@@ -253,6 +440,7 @@ impl EventLoop {
     pub fn cancel_fetch(&mut self, client: HttpClient, req: ReqId) {
         self.with_source::<HttpSource, _>(client.0, |s, cx| {
             s.group.handler.sinks.remove(&req);
+            s.group.handler.uploads.remove(&req);
             s.group.handler.client.cancel(cx.now, req);
             s.drive(cx);
         });
@@ -303,7 +491,19 @@ impl Fetched {
 /// the plain blocking call for scripts. [`open`] streams the body instead;
 /// code on a loop uses [`EventLoop::fetch`].
 pub fn fetch(config: ClientConfig, request: Request) -> Result<Fetched, netkit_fetch::Error> {
-    let mut s = open(config, request)?;
+    read_whole(open(config, request)?)
+}
+
+/// [`fetch`] with a body read as it is sent.
+pub fn fetch_upload(
+    config: ClientConfig,
+    request: Request,
+    upload: Upload,
+) -> Result<Fetched, netkit_fetch::Error> {
+    read_whole(open_upload(config, request, upload)?)
+}
+
+fn read_whole(mut s: Streaming) -> Result<Fetched, netkit_fetch::Error> {
     let mut body = Vec::new();
     io::Read::read_to_end(&mut s, &mut body).map_err(|e| {
         match e.downcast::<netkit_fetch::Error>() {
@@ -404,6 +604,23 @@ impl io::Read for Streaming {
 /// Sends `request` on a loop of its own and returns once the response head
 /// is in; the body is read from the result (`io::Read`), as it arrives.
 pub fn open(config: ClientConfig, request: Request) -> Result<Streaming, netkit_fetch::Error> {
+    open_with(config, request, None)
+}
+
+/// [`open`] with a body read as it is sent.
+pub fn open_upload(
+    config: ClientConfig,
+    request: Request,
+    upload: Upload,
+) -> Result<Streaming, netkit_fetch::Error> {
+    open_with(config, request, Some(upload))
+}
+
+fn open_with(
+    config: ClientConfig,
+    request: Request,
+    upload: Option<Upload>,
+) -> Result<Streaming, netkit_fetch::Error> {
     let io = |e: io::Error| netkit_fetch::Error::Io {
         code: "EIO".into(),
         message: e.to_string(),
@@ -413,7 +630,12 @@ pub fn open(config: ClientConfig, request: Request) -> Result<Streaming, netkit_
     let queue: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<Event>>> =
         std::rc::Rc::default();
     let q = queue.clone();
-    lp.fetch(client, request, move |e| q.borrow_mut().push_back(e))?;
+    lp.start_fetch(
+        client,
+        request,
+        upload,
+        Box::new(move |e| q.borrow_mut().push_back(e)),
+    )?;
     loop {
         let ev = queue.borrow_mut().pop_front();
         match ev {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 use netkit_blocking::EventLoop;
+use netkit_blocking::fetch::Upload;
 use netkit_fetch::proxy::ProxyConfig;
-use netkit_fetch::{ClientConfig, Event, Head, Request, Url};
+use netkit_fetch::{Body, ClientConfig, Event, Head, Request, Url};
 use netkit_tls::ClientOptions;
 
 use crate::Failure;
@@ -183,21 +184,24 @@ struct Slot {
 pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let verbose = args.verbose
         || std::env::var("NETKIT_VERBOSE_FETCH").is_ok_and(|v| v.eq_ignore_ascii_case("curl"));
-    let body = match (&args.data, &args.data_file) {
-        (Some(d), _) => Some(d.clone().into_bytes()),
-        (None, Some(p)) => Some(std::fs::read(p).map_err(|e| {
-            Failure(format!(
-                "{}: cannot read {}: {e}",
-                errno_name(&e),
-                p.display()
-            ))
-        })?),
-        (None, None) => None,
+    // `-d` is sent from memory; `--data-file` is streamed from the file
+    // (an Upload per request, read as the connection takes it), except to
+    // s3://, whose signature covers the payload's hash.
+    let cannot_read = |p: &std::path::Path, e: std::io::Error| {
+        Failure(format!(
+            "{}: cannot read {}: {e}",
+            errno_name(&e),
+            p.display()
+        ))
     };
+    let upload = |p: &std::path::Path| Upload::file(p).map_err(|e| cannot_read(p, e));
+    let mut file_bytes: Option<Vec<u8>> = None;
+    let has_body = args.data.is_some() || args.data_file.is_some();
+    let body = args.data.clone().map(String::into_bytes);
     let method = args
         .method
         .clone()
-        .unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.to_owned());
+        .unwrap_or_else(|| if has_body { "POST" } else { "GET" }.to_owned());
     let ca = args.cacert.as_deref().map(read_pem).transpose()?;
     let tls = netkit_blocking::tls::client_config(&ClientOptions {
         ca,
@@ -216,14 +220,14 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     config.proxies = proxies;
     config.max_connections = max_connections();
 
-    let mut requests = Vec::new();
+    let mut requests: Vec<(Request, Option<Upload>)> = Vec::new();
     let mut s3: Option<netkit_s3::S3Config> = None;
     for u in &args.urls {
         let headers = args
             .headers
             .iter()
             .map(|(n, v)| (n.clone(), v.clone().into_bytes()));
-        let mut r = if u.starts_with("s3://") {
+        let (mut r, up) = if u.starts_with("s3://") {
             // An object operation, signed (SigV4) with the environment's
             // credentials; PUT by default when there is a body.
             let s3 = match &s3 {
@@ -236,26 +240,40 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
             let m = args
                 .method
                 .as_deref()
-                .unwrap_or(if body.is_some() { "PUT" } else { "GET" });
+                .unwrap_or(if has_body { "PUT" } else { "GET" });
+            let payload = match (&body, &args.data_file) {
+                (Some(b), _) => Some(b.clone()),
+                (None, Some(p)) => Some(match &file_bytes {
+                    Some(b) => b.clone(),
+                    None => file_bytes
+                        .insert(std::fs::read(p).map_err(|e| cannot_read(p, e))?)
+                        .clone(),
+                }),
+                (None, None) => None,
+            };
             let mut r = s3
-                .request(m, u, body.clone(), wall_clock())
+                .request(m, u, payload, wall_clock())
                 .map_err(|e| Failure(e.to_string()))?;
             // The user's headers go unsigned, after the signed ones.
             r.headers.extend(headers);
-            r
+            (r, None)
         } else {
             let url =
                 Url::parse(u).map_err(|e| Failure(format!("http: invalid URL {u:?}: {e}")))?;
             let mut r = Request::new(&method, url);
             r.headers = headers.collect();
-            r.body.clone_from(&body);
-            r
+            r.body = body.clone().map(Body::Bytes);
+            let up = match (&body, &args.data_file) {
+                (None, Some(p)) => Some(upload(p)?),
+                _ => None,
+            };
+            (r, up)
         };
         r.timeout = args.timeout;
         r.max_redirects = args.max_redirects;
         r.unix.clone_from(&args.unix);
         r.verbose = verbose;
-        requests.push(r);
+        requests.push((r, up));
     }
 
     let mut lp = EventLoop::new()?;
@@ -282,17 +300,23 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = loop {
         while in_flight < args.parallel as usize {
-            let Some((i, r)) = pending.next() else {
+            let Some((i, (r, up))) = pending.next() else {
                 break;
             };
             let q = events.clone();
-            lp.fetch(client, r, move |e| q.borrow_mut().push_back((i, e)))?;
+            let sink = move |e| q.borrow_mut().push_back((i, e));
+            match up {
+                Some(up) => lp.fetch_upload(client, r, up, sink)?,
+                None => lp.fetch(client, r, sink)?,
+            };
             in_flight += 1;
         }
         let batch: Vec<(usize, Event)> = events.borrow_mut().drain(..).collect();
         let progressed = !batch.is_empty();
         for (i, ev) in batch {
             match ev {
+                // The loop feeds uploads itself; sinks never see this.
+                Event::BodyWanted { .. } => {}
                 Event::Trace { kind, line, .. } => {
                     if line.is_empty() {
                         eprintln!("{kind}");

@@ -13,7 +13,10 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use futures_lite::future;
-use netkit_fetch::{Action, Client, ClientConfig, ConnId, Event, Head, ReqId, Request, Target};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncSeekExt};
+use netkit_fetch::{
+    Action, Body, Client, ClientConfig, ConnId, Event, Head, ReqId, Request, Target,
+};
 
 use crate::{ConnectOptions, Error, Runtime};
 
@@ -87,6 +90,35 @@ impl HttpClient {
     /// Sends `request` and waits for the response head (redirects followed).
     /// The body is read from the returned [`Response`].
     pub async fn fetch(&self, request: Request) -> Result<Response, netkit_fetch::Error> {
+        self.fetch_with(request, None).await
+    }
+
+    /// [`fetch`](Self::fetch) with a body read as it is sent (its
+    /// `request.body` is replaced by the upload's): the upload is read only
+    /// while the connection has room, so a large file never sits in memory
+    /// whole.
+    pub async fn fetch_upload(
+        &self,
+        request: Request,
+        upload: Upload,
+    ) -> Result<Response, netkit_fetch::Error> {
+        self.fetch_with(request, Some(upload)).await
+    }
+
+    async fn fetch_with(
+        &self,
+        mut request: Request,
+        mut upload: Option<Upload>,
+    ) -> Result<Response, netkit_fetch::Error> {
+        match &upload {
+            Some(up) => request.body = Some(up.body()),
+            None if matches!(request.body, Some(Body::Stream { .. })) => {
+                return Err(netkit_fetch::Error::Body(
+                    "a streamed body is sent with an Upload (fetch_upload)".into(),
+                ));
+            }
+            None => {}
+        }
         let req = {
             let mut s = lock(&self.shared);
             let req = s.client.request(Instant::now(), request)?;
@@ -117,7 +149,52 @@ impl HttpClient {
                     return Err(error);
                 }
                 Some(Event::Trace { kind, line, .. }) => traces.push((kind, line)),
+                Some(Event::BodyWanted { .. }) => {
+                    if let Some(up) = &mut upload {
+                        self.pump_upload(req, up).await;
+                    }
+                }
                 Some(_) | None => {}
+            }
+        }
+    }
+
+    /// Reads from `upload` into the machine while it has room for `req`'s
+    /// body (the lock is not held while reading). The upload is kept until
+    /// the head arrives, even when the machine stops wanting it: a redirect
+    /// may want it again, from its start.
+    async fn pump_upload(&self, req: ReqId, upload: &mut Upload) {
+        let at_start = lock(&self.shared).client.body_offset(req) == 0;
+        if at_start {
+            if let Err(e) = upload.rewind().await {
+                let mut s = lock(&self.shared);
+                s.client
+                    .fail_body(Instant::now(), req, &format!("rewind: {e}"));
+                self.carry_out(&mut s);
+                return;
+            }
+        }
+        let mut buf = Vec::new();
+        loop {
+            let room = lock(&self.shared).client.body_room(req);
+            if room == 0 {
+                return;
+            }
+            buf.resize(room.min(UPLOAD_PIECE), 0);
+            let read = upload.read(&mut buf).await;
+            let mut s = lock(&self.shared);
+            let now = Instant::now();
+            let step = match read {
+                Ok(0) => s.client.finish_body(now, req).map(|_| false),
+                Ok(n) => s.client.write_body(now, req, &buf[..n]),
+                Err(e) => {
+                    s.client.fail_body(now, req, &format!("read: {e}"));
+                    Ok(false)
+                }
+            };
+            self.carry_out(&mut s);
+            if !matches!(step, Ok(true)) {
+                return;
             }
         }
     }
@@ -153,7 +230,8 @@ impl HttpClient {
         }
         while let Some(ev) = s.client.poll_event() {
             let req = match &ev {
-                Event::Head { req, .. }
+                Event::BodyWanted { req }
+                | Event::Head { req, .. }
                 | Event::Data { req, .. }
                 | Event::End { req, .. }
                 | Event::Failed { req, .. }
@@ -261,6 +339,8 @@ impl HttpClient {
                         let mut s = lock(&self.shared);
                         out.extend_from_slice(s.client.transmit(conn));
                         s.client.handle_sent(conn, out.len());
+                        // The room an upload waits for may have opened.
+                        self.carry_out(&mut s);
                     }
                     if let Err(e) = write_all(&sock, &out).await {
                         self.transport_failed(conn, &netkit_sys::os_error(&e, "write"));
@@ -381,6 +461,87 @@ impl Drop for Guard {
     }
 }
 
+/// The most read from an upload at once.
+const UPLOAD_PIECE: usize = 64 << 10;
+
+/// A request body read as it is sent: a file or any `AsyncRead`.
+pub struct Upload {
+    source: UploadSource,
+    length: Option<u64>,
+    /// Bytes read from `source` so far.
+    pos: u64,
+}
+
+enum UploadSource {
+    File(smol::fs::File),
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("length", &self.length)
+            .field("file", &matches!(self.source, UploadSource::File(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    /// A file, sent with `Content-Length` (its size now), and sent again
+    /// from its start when a 307/308 redirect or a retry asks.
+    pub async fn file(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let f = smol::fs::File::open(path.as_ref()).await?;
+        let length = f.metadata().await?.len();
+        Ok(Self {
+            source: UploadSource::File(f),
+            length: Some(length),
+            pos: 0,
+        })
+    }
+
+    /// Any `AsyncRead`, sent chunked (or with `Content-Length` when
+    /// `length` is given: a reader that ends short or runs long fails the
+    /// request). It is read once: a redirect that must resend it fails.
+    pub fn reader(reader: impl AsyncRead + Send + Unpin + 'static, length: Option<u64>) -> Self {
+        Self {
+            source: UploadSource::Reader(Box::new(reader)),
+            length,
+            pos: 0,
+        }
+    }
+
+    fn body(&self) -> Body {
+        Body::Stream {
+            length: self.length,
+            rewindable: matches!(self.source, UploadSource::File(_)),
+        }
+    }
+
+    async fn rewind(&mut self) -> std::io::Result<()> {
+        if self.pos > 0 {
+            match &mut self.source {
+                UploadSource::File(f) => {
+                    f.seek(std::io::SeekFrom::Start(0)).await?;
+                }
+                UploadSource::Reader(_) => {
+                    return Err(std::io::Error::other("a reader cannot be read again"));
+                }
+            }
+            self.pos = 0;
+        }
+        Ok(())
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = match &mut self.source {
+            UploadSource::File(f) => f.read(buf).await?,
+            UploadSource::Reader(r) => r.read(buf).await?,
+        };
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// A response: the head at once, the body as it arrives.
 pub struct Response {
     head: Head,
@@ -445,7 +606,7 @@ impl Response {
                     return Some(Err(error));
                 }
                 Event::Trace { kind, line, .. } => self.traces.push((kind, line)),
-                Event::Head { .. } => {}
+                Event::Head { .. } | Event::BodyWanted { .. } => {}
             }
         }
     }
@@ -472,7 +633,7 @@ impl Response {
     }
 }
 
-impl futures_lite::AsyncRead for Response {
+impl AsyncRead for Response {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,

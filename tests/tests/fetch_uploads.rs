@@ -1,0 +1,235 @@
+//! Request bodies streamed as they are sent (`Upload`: a file or a reader),
+//! on both drivers and the CLI, against nginx's WebDAV PUT (the body lands
+//! on disk, compared byte for byte): Content-Length for files, chunked for
+//! readers, TLS, a 307 that resends a file from its first byte and refuses
+//! to resend a reader, and a reader that is read only as the connection
+//! takes its bytes.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use netkit_fetch::{ClientConfig, Request, Url};
+use netkit_smol::Runtime;
+use netkit_tests::bin;
+use netkit_tests::http::Nginx;
+use netkit_tests::peer::{TempDir, run_bounded};
+use netkit_tests::pki::Pki;
+use netkit_tls::{ClientOptions, Pem};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn config(pki: &Pki) -> ClientConfig {
+    let ca = Pem::new("ca", std::fs::read(&pki.ca).unwrap());
+    let tls = netkit_sys::tls::client_config(&ClientOptions {
+        ca: Some(ca),
+        ..Default::default()
+    })
+    .unwrap();
+    ClientConfig::new(Arc::new(tls))
+}
+
+fn put(url: &str) -> Request {
+    Request::new("PUT", Url::parse(url).unwrap())
+}
+
+/// `len` bytes no two runs of 251 alike.
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn stored(ng: &Nginx, name: &str) -> Vec<u8> {
+    std::fs::read(ng.root.join("upload").join(name))
+        .unwrap_or_else(|e| panic!("upload/{name} not stored: {e}"))
+}
+
+#[test]
+fn uploads_reach_nginx_whole_on_both_drivers() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let dir = TempDir::new("nk-upload").unwrap();
+    let body = payload(3 << 20);
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let http = |name: &str| format!("http://{}/upload/{name}", ng.http);
+    let https = |name: &str| format!("https://localhost:{}/upload/{name}", ng.https.port());
+
+    use netkit_blocking::fetch::{Upload, fetch_upload};
+    let r = fetch_upload(
+        config(&pki),
+        put(&http("b-file.bin")),
+        Upload::file(&file).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text());
+    let r = fetch_upload(
+        config(&pki),
+        put(&http("b-reader.bin")),
+        Upload::reader(std::io::Cursor::new(body.clone()), None),
+    )
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text());
+    let r = fetch_upload(
+        config(&pki),
+        put(&https("b-tls.bin")),
+        Upload::file(&file).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text());
+
+    let client = Runtime::new().http_client(config(&pki));
+    smol::block_on(async {
+        use netkit_smol::fetch::Upload;
+        let r = client
+            .fetch_upload(put(&http("s-file.bin")), Upload::file(&file).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = client
+            .fetch_upload(
+                put(&https("s-reader.bin")),
+                Upload::reader(futures_lite::io::Cursor::new(body.clone()), None),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    });
+    for name in [
+        "b-file.bin",
+        "b-reader.bin",
+        "b-tls.bin",
+        "s-file.bin",
+        "s-reader.bin",
+    ] {
+        assert!(stored(&ng, name) == body, "upload/{name} differs");
+    }
+    // Files went with Content-Length, readers chunked: nginx logged each
+    // PUT once, with 201.
+    let puts = ng
+        .log()
+        .iter()
+        .filter(|l| l.contains(" PUT /upload/") && l.ends_with(" 201"))
+        .count();
+    assert_eq!(puts, 5, "{:?}", ng.log());
+}
+
+#[test]
+fn a_307_resends_a_file_and_refuses_to_resend_a_reader() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let dir = TempDir::new("nk-upload").unwrap();
+    let body = payload(200_000);
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let url = format!("http://{}/put-redirect", ng.http);
+
+    use netkit_blocking::fetch::{Upload, fetch_upload};
+    let r = fetch_upload(config(&pki), put(&url), Upload::file(&file).unwrap()).unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(stored(&ng, "redirected.bin") == body);
+    let e = fetch_upload(
+        config(&pki),
+        put(&url),
+        Upload::reader(std::io::Cursor::new(body.clone()), None),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("http: request body: a 307 redirect must send the body again"),
+        "{e}"
+    );
+
+    // The CLI streams --data-file, and follows the 307 with it too.
+    std::fs::remove_file(ng.root.join("upload/redirected.bin")).unwrap();
+    let mut cmd = Command::new(bin("netkit"));
+    cmd.args(["fetch", "-X", "PUT", "--data-file"])
+        .arg(&file)
+        .arg(&url);
+    let (code, _, err) = run_bounded(&mut cmd, b"", LIMIT);
+    assert_eq!(code, 0, "{err}");
+    assert!(stored(&ng, "redirected.bin") == body);
+}
+
+/// A reader that counts what was taken from it: 64 MiB of a pattern.
+struct Counting {
+    taken: Arc<AtomicUsize>,
+    left: usize,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.left);
+        let at = self.taken.load(Ordering::SeqCst);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = ((at + i) % 251) as u8;
+        }
+        self.left -= n;
+        self.taken.fetch_add(n, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// While the server reads nothing, the upload is read no further than the
+/// machine's window and the kernel's socket buffers; once the server reads,
+/// every byte arrives, in order.
+#[test]
+fn an_upload_is_read_only_as_the_connection_takes_it() {
+    const TOTAL: usize = 64 << 20;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sink", l.local_addr().unwrap());
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            c.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {TOTAL}\r\n")),
+            "{head}"
+        );
+        wait.recv().unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        while got < TOTAL {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF after {got} bytes");
+            for (i, b) in buf[..n].iter().enumerate() {
+                assert_eq!(*b, ((got + i) % 251) as u8, "byte {}", got + i);
+            }
+            got += n;
+        }
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        got
+    });
+    let taken = Arc::new(AtomicUsize::new(0));
+    let reader = Counting {
+        taken: taken.clone(),
+        left: TOTAL,
+    };
+    let pki = Pki::new();
+    let cfg = config(&pki);
+    let client = std::thread::spawn(move || {
+        use netkit_blocking::fetch::{Upload, fetch_upload};
+        fetch_upload(cfg, put(&url), Upload::reader(reader, Some(TOTAL as u64)))
+    });
+    // Nobody reads: only the window and the socket buffers can fill.
+    std::thread::sleep(Duration::from_millis(500));
+    let held = taken.load(Ordering::SeqCst);
+    assert!(held > 0, "the upload never started");
+    assert!(
+        held < 24 << 20,
+        "{held} bytes read while the server read none"
+    );
+    go.send(()).unwrap();
+    assert_eq!(server.join().unwrap(), TOTAL);
+    let r = client.join().unwrap().unwrap();
+    assert_eq!((r.status(), r.text().as_str()), (200, "ok"));
+    assert_eq!(taken.load(Ordering::SeqCst), TOTAL);
+}
