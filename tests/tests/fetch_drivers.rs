@@ -381,3 +381,102 @@ fn json_bodies_on_both_drivers() {
         "{e}"
     );
 }
+
+/// `Runtime::fetch` uses one pool per runtime, made on first use: three
+/// sequential requests on it (and on the free `fetch`, the global
+/// runtime's) ride one connection each, as nginx counts them.
+#[test]
+fn the_runtime_owns_its_pool() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let rt = Runtime::new();
+    smol::block_on(async {
+        for _ in 0..3 {
+            let r = rt
+                .fetch(get(&format!("http://{}/hello?rt", ng.http)))
+                .await
+                .unwrap();
+            assert_eq!(r.text().await.unwrap(), "hello\n");
+        }
+        for _ in 0..3 {
+            let r = netkit_smol::fetch::fetch(get(&format!("http://{}/hello?global", ng.http)))
+                .await
+                .unwrap();
+            assert_eq!(r.text().await.unwrap(), "hello\n");
+        }
+    });
+    assert_eq!(rt.fetch_client().unwrap().connections().0, 1);
+    assert_eq!(ng.connections_for("/hello?rt"), 1, "{:?}", ng.log());
+    assert_eq!(ng.connections_for("/hello?global"), 1, "{:?}", ng.log());
+}
+
+/// `cancel_fetch` mid-body closes the connection (the exchange is not
+/// complete, so it is never pooled) and delivers nothing more; a cancelled
+/// request still queued under the cap opens nothing.
+#[test]
+fn cancelling_on_the_blocking_loop_releases_the_connection() {
+    let pki = Pki::new();
+    let Some(ng) = Nginx::start(&pki) else { return };
+    let mut cfg = config(&pki);
+    cfg.max_connections = 1;
+    let mut lp = EventLoop::new().unwrap();
+    let client = lp.http_client(cfg).unwrap();
+    let got = Rc::new(RefCell::new(0usize));
+    let after = Rc::new(RefCell::new(false));
+    let (g, a) = (got.clone(), after.clone());
+    let big = lp
+        .fetch(
+            client,
+            get(&format!("http://{}/big.txt", ng.http)),
+            move |e| match e {
+                Event::Data { data, .. } => *g.borrow_mut() += data.len(),
+                Event::End { .. } | Event::Failed { .. } => *a.borrow_mut() = true,
+                _ => {}
+            },
+        )
+        .unwrap();
+    let queued_events = Rc::new(RefCell::new(0usize));
+    let q = queued_events.clone();
+    let queued = lp
+        .fetch(
+            client,
+            get(&format!("http://{}/hello?queued", ng.http)),
+            move |_| {
+                *q.borrow_mut() += 1;
+            },
+        )
+        .unwrap();
+    // The queued one goes before it ever had a connection.
+    lp.cancel_fetch(client, queued);
+    assert!(
+        lp.run_until(LIMIT, || *got.borrow() > 0).unwrap(),
+        "no body came"
+    );
+    lp.cancel_fetch(client, big);
+    assert_eq!(
+        lp.http_connections(client).1,
+        0,
+        "the connection closed at once"
+    );
+    let seen = *got.borrow();
+    // A fresh request works, on a new connection, and nothing more came for
+    // the cancelled ones.
+    let done = Rc::new(RefCell::new(None));
+    let d = done.clone();
+    lp.fetch(
+        client,
+        get(&format!("http://{}/hello?after", ng.http)),
+        move |e| {
+            if let Event::End { .. } = e {
+                *d.borrow_mut() = Some(true);
+            }
+        },
+    )
+    .unwrap();
+    assert!(lp.run_until(LIMIT, || done.borrow().is_some()).unwrap());
+    assert_eq!(*got.borrow(), seen, "data after the cancel");
+    assert!(!*after.borrow(), "an end or failure after the cancel");
+    assert_eq!(*queued_events.borrow(), 0);
+    assert_eq!(lp.http_connections(client).0, 2);
+    assert_eq!(ng.connections_for("/hello?queued"), 0);
+}

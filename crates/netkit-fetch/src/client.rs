@@ -142,6 +142,24 @@ impl ClientConfig {
             user_agent: concat!("netkit/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
+
+    /// Defaults around `tls` with what the environment says, looked up
+    /// through `env` (the driver passes `std::env::var`): proxies
+    /// ([`ProxyConfig::from_env`]) and the cap on connections,
+    /// `NETKIT_MAX_HTTP_REQUESTS` then Bun's `BUN_CONFIG_MAX_HTTP_REQUESTS`
+    /// (a positive number, at most 65,535; anything else is skipped).
+    pub fn from_env(
+        tls: Arc<netkit_tls::ClientConfig>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let mut c = Self::new(tls);
+        c.proxies = ProxyConfig::from_env(&env)?;
+        c.max_connections = ["NETKIT_MAX_HTTP_REQUESTS", "BUN_CONFIG_MAX_HTTP_REQUESTS"]
+            .iter()
+            .find_map(|k| env(k)?.trim().parse::<usize>().ok().filter(|n| *n > 0))
+            .map_or(256, |n| n.min(65_535));
+        Ok(c)
+    }
 }
 
 /// A request's handle.

@@ -902,3 +902,83 @@ fn a_body_that_cannot_be_read_fails_its_request() {
     );
     assert_eq!(h.c.connections(), 0);
 }
+
+#[test]
+fn the_environment_sets_the_cap_and_the_proxies() {
+    let tls = H::new().c.config().tls.clone();
+    let cfg = |vars: &[(&str, &str)]| {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ClientConfig::from_env(tls.clone(), |k| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    };
+    assert_eq!(cfg(&[]).unwrap().max_connections, 256);
+    let c = cfg(&[
+        ("NETKIT_MAX_HTTP_REQUESTS", "4"),
+        ("BUN_CONFIG_MAX_HTTP_REQUESTS", "9"),
+    ]);
+    assert_eq!(c.unwrap().max_connections, 4, "netkit's name first");
+    let c = cfg(&[
+        ("NETKIT_MAX_HTTP_REQUESTS", "0"),
+        ("BUN_CONFIG_MAX_HTTP_REQUESTS", " 9 "),
+    ]);
+    assert_eq!(
+        c.unwrap().max_connections,
+        9,
+        "0 is skipped, Bun's name next"
+    );
+    assert_eq!(
+        cfg(&[("BUN_CONFIG_MAX_HTTP_REQUESTS", "x")])
+            .unwrap()
+            .max_connections,
+        256
+    );
+    assert_eq!(
+        cfg(&[("NETKIT_MAX_HTTP_REQUESTS", "999999")])
+            .unwrap()
+            .max_connections,
+        65_535
+    );
+    let c = cfg(&[("http_proxy", "http://p:3128")]).unwrap();
+    assert!(
+        c.proxies
+            .select(&Url::parse("http://a/").unwrap())
+            .is_some()
+    );
+    assert!(cfg(&[("http_proxy", "ftp://p")]).is_err());
+}
+
+#[test]
+fn cancelling_mid_body_closes_and_cancelling_a_queued_request_opens_nothing() {
+    let mut h = H::with(|c| c.max_connections = 1);
+    let a = h.get("http://x/a");
+    let b = h.get("http://x/b");
+    let c = h.connect_all();
+    assert_eq!(c.len(), 1, "the cap holds b back");
+    h.sent(c[0]);
+    h.reply(c[0], b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf");
+    h.events();
+    h.actions();
+    h.c.cancel(h.now, b);
+    h.c.cancel(h.now, a);
+    assert_eq!(
+        h.actions(),
+        [Action::Close { conn: c[0] }],
+        "no connect for b"
+    );
+    assert!(h.events().is_empty(), "no event after a cancel");
+    assert_eq!((h.c.connections(), h.c.in_flight()), (0, 0));
+    // A complete exchange is pooled, and cancelling afterwards is a no-op.
+    let r = h.get("http://x/c");
+    let c = h.connect_all()[0];
+    h.sent(c);
+    h.reply(c, OK);
+    assert_eq!(h.events(), ok_events(r));
+    h.actions();
+    h.c.cancel(h.now, r);
+    assert!(h.actions().is_empty());
+    assert_eq!(h.c.connections(), 1);
+}

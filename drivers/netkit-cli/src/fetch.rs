@@ -12,7 +12,6 @@ use std::time::Duration;
 use clap::Args;
 use netkit_blocking::EventLoop;
 use netkit_blocking::fetch::Upload;
-use netkit_fetch::proxy::ProxyConfig;
 use netkit_fetch::{Body, ClientConfig, Event, Head, Request, Url};
 use netkit_tls::ClientOptions;
 
@@ -98,15 +97,6 @@ fn secs_arg(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(v).map_err(|e| format!("{s:?}: {e}"))
-}
-
-/// The environment's cap on connections (Bun's `BUN_CONFIG_MAX_HTTP_REQUESTS`).
-fn max_connections() -> usize {
-    ["NETKIT_MAX_HTTP_REQUESTS", "BUN_CONFIG_MAX_HTTP_REQUESTS"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok()?.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .map_or(256, |n| n.min(65_535))
 }
 
 /// Downloads over this size show a progress bar when stderr is a terminal.
@@ -214,11 +204,10 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
             "proxy: a Unix socket and a proxy cannot be combined".into(),
         ));
     }
-    let proxies = ProxyConfig::from_env(|k| std::env::var(k).ok())?
+    let mut config = ClientConfig::from_env(Arc::new(tls), |k| std::env::var(k).ok())?;
+    config.proxies = config
+        .proxies
         .with_overrides(args.proxy.as_deref(), args.noproxy.as_deref())?;
-    let mut config = ClientConfig::new(Arc::new(tls));
-    config.proxies = proxies;
-    config.max_connections = max_connections();
 
     let mut requests: Vec<(Request, Option<Upload>)> = Vec::new();
     let mut s3: Option<netkit_s3::S3Config> = None;

@@ -42,7 +42,7 @@ struct ReqSlot {
     reader: Option<Waker>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     client: Client,
     conns: HashMap<ConnId, async_channel::Sender<Cmd>>,
     reqs: HashMap<ReqId, ReqSlot>,
@@ -50,10 +50,13 @@ struct Shared {
     tick: async_channel::Sender<()>,
 }
 
+/// A pool's state, shared by its clients, connection tasks and deadline task.
+pub(crate) type Pool = Arc<Mutex<Shared>>;
+
 /// A fetch client on a [`Runtime`]: its pool, shared by every clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    shared: Arc<Mutex<Shared>>,
+    shared: Pool,
     runtime: Runtime,
 }
 
@@ -71,20 +74,10 @@ impl HttpClient {
     /// A client on `runtime` (whose resolver it uses).
     #[must_use]
     pub fn new(runtime: &Runtime, config: ClientConfig) -> Self {
-        let (tick, ticks) = async_channel::unbounded();
-        let shared = Arc::new(Mutex::new(Shared {
-            client: Client::new(config),
-            conns: HashMap::new(),
-            reqs: HashMap::new(),
-            tick,
-        }));
-        let client = Self {
-            shared,
+        Self {
+            shared: new_pool(runtime, config),
             runtime: runtime.clone(),
-        };
-        let weak = Arc::downgrade(&client.shared);
-        smol::spawn(deadlines(weak, ticks, runtime.clone())).detach();
-        client
+        }
     }
 
     /// Sends `request` and waits for the response head (redirects followed).
@@ -371,11 +364,26 @@ enum Step {
     Cmd(Option<Cmd>),
 }
 
+/// A pool on `runtime` and its deadline task (which holds neither the
+/// pool nor the runtime alive).
+fn new_pool(runtime: &Runtime, config: ClientConfig) -> Pool {
+    let (tick, ticks) = async_channel::unbounded();
+    let shared = Arc::new(Mutex::new(Shared {
+        client: Client::new(config),
+        conns: HashMap::new(),
+        reqs: HashMap::new(),
+        tick,
+    }));
+    let weak = Arc::downgrade(&shared);
+    smol::spawn(deadlines(weak, ticks, runtime.downgrade())).detach();
+    shared
+}
+
 /// Fires the machine's deadlines (request timeouts, idle expiry).
 async fn deadlines(
     shared: std::sync::Weak<Mutex<Shared>>,
     ticks: async_channel::Receiver<()>,
-    runtime: Runtime,
+    runtime: crate::runtime::WeakRuntime,
 ) {
     loop {
         let next = match shared.upgrade() {
@@ -395,10 +403,12 @@ async fn deadlines(
         if !woke {
             return;
         }
-        let Some(s) = shared.upgrade() else { return };
+        let (Some(s), Some(runtime)) = (shared.upgrade(), runtime.upgrade()) else {
+            return;
+        };
         let client = HttpClient {
             shared: s.clone(),
-            runtime: runtime.clone(),
+            runtime,
         };
         let mut g = lock(&s);
         g.client.handle_timeout(Instant::now());
@@ -668,10 +678,48 @@ impl AsyncRead for Response {
 }
 
 impl Runtime {
-    /// A fetch client on this runtime (each call makes a new pool; keep
-    /// one and clone it).
+    /// A fetch client on this runtime with a pool of its own and `config`
+    /// (each call makes a new pool; keep one and clone it). Most code wants
+    /// [`fetch`](Self::fetch), on the runtime's own pool.
     #[must_use]
     pub fn http_client(&self, config: ClientConfig) -> HttpClient {
         HttpClient::new(self, config)
     }
+
+    /// The runtime's own fetch client: one pool per runtime, made on first
+    /// use with the environment's settings (proxies, the connection cap)
+    /// and the system's trust roots, shared by every call. A pooled
+    /// connection holds the runtime until it closes (at the latest its idle
+    /// expiry).
+    pub fn fetch_client(&self) -> Result<HttpClient, netkit_fetch::Error> {
+        // Settings that cannot be read are an error each time, not a pool.
+        let shared = self.http_pool(|| {
+            let tls = netkit_sys::tls::client_config(&netkit_tls::ClientOptions::default())?;
+            let config = ClientConfig::from_env(Arc::new(tls), |k| std::env::var(k).ok())?;
+            Ok::<_, netkit_fetch::Error>(new_pool(self, config))
+        })?;
+        Ok(HttpClient {
+            shared,
+            runtime: self.clone(),
+        })
+    }
+
+    /// Bun's `fetch` on the runtime's own pool ([`fetch_client`](Self::fetch_client)).
+    pub async fn fetch(&self, request: Request) -> Result<Response, netkit_fetch::Error> {
+        self.fetch_client()?.fetch(request).await
+    }
+
+    /// [`fetch`](Self::fetch) with a body read as it is sent.
+    pub async fn fetch_upload(
+        &self,
+        request: Request,
+        upload: Upload,
+    ) -> Result<Response, netkit_fetch::Error> {
+        self.fetch_client()?.fetch_upload(request, upload).await
+    }
+}
+
+/// `fetch` on [`Runtime::global`]'s pool.
+pub async fn fetch(request: Request) -> Result<Response, netkit_fetch::Error> {
+    Runtime::global().fetch(request).await
 }

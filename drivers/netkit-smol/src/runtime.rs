@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -24,12 +24,14 @@ use netkit_sys::resolve::Resolution;
 
 struct Inner {
     dns: Arc<DnsService>,
+    /// The runtime's own fetch pool ([`Runtime::fetch`]), made on first use.
+    http: OnceLock<crate::fetch::Pool>,
 }
 
 /// What the netkit connections of a process share: the resolver (hosts file
-/// read once, re-read when it changes; the DNS resolver and its cache next)
-/// and, later, the HTTP connection pool. Cheap to clone; one per process is
-/// usual ([`Runtime::global`], which the free functions use).
+/// read once, re-read when it changes; the DNS resolver and its cache) and
+/// the HTTP connection pool of [`Runtime::fetch`]. Cheap to clone; one per
+/// process is usual ([`Runtime::global`], which the free functions use).
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<Inner>,
@@ -58,8 +60,29 @@ impl Runtime {
         Self {
             inner: Arc::new(Inner {
                 dns: Arc::new(DnsService::new(resolver)),
+                http: OnceLock::new(),
             }),
         }
+    }
+
+    /// A handle that does not keep the runtime alive (the pool's deadline
+    /// task holds one, so a runtime that owns its pool is not kept by it).
+    pub(crate) fn downgrade(&self) -> WeakRuntime {
+        WeakRuntime(Arc::downgrade(&self.inner))
+    }
+
+    /// The runtime's own pool, made on first use by `make` (a failure
+    /// leaves none, so the next call tries again).
+    pub(crate) fn http_pool<E>(
+        &self,
+        make: impl FnOnce() -> Result<crate::fetch::Pool, E>,
+    ) -> Result<crate::fetch::Pool, E> {
+        if let Some(p) = self.inner.http.get() {
+            return Ok(p.clone());
+        }
+        let made = make()?;
+        // A racing first call may have won: its pool is the one.
+        Ok(self.inner.http.get_or_init(|| made).clone())
     }
 
     /// The process's shared runtime.
@@ -280,5 +303,15 @@ impl Runtime {
                 }
             }
         }
+    }
+}
+
+/// A [`Runtime`] that may be gone.
+#[derive(Clone)]
+pub(crate) struct WeakRuntime(Weak<Inner>);
+
+impl WeakRuntime {
+    pub(crate) fn upgrade(&self) -> Option<Runtime> {
+        self.0.upgrade().map(|inner| Runtime { inner })
     }
 }
