@@ -8,8 +8,90 @@ use crate::Error;
 /// The `Accept-Encoding` sent by default.
 pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
 
-/// A streaming decoder for one response body.
-pub(crate) enum Decoder {
+/// Codings stacked in one `Content-Encoding` at most (curl's limit).
+const MAX_STACK: usize = 5;
+
+/// A streaming decoder for one response body: its codings undone in the
+/// reverse of the order they were applied (`gzip, br`: br first).
+pub(crate) struct Decoder {
+    /// In decoding order.
+    stages: Vec<Coding>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.stages.iter().map(Coding::name))
+            .finish()
+    }
+}
+
+impl Decoder {
+    /// The decoder for a `Content-Encoding` value (a list: `gzip, br`);
+    /// `Ok(None)` for identity (or none). A coding not known, or more than
+    /// five, is an error.
+    pub(crate) fn for_encoding(value: &[u8]) -> Result<Option<Self>, Error> {
+        let v = String::from_utf8_lossy(value).to_ascii_lowercase();
+        let names: Vec<&str> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && *c != "identity")
+            .collect();
+        if names.len() > MAX_STACK {
+            return Err(Error::Decode(format!(
+                "{} stacked Content-Encodings (at most {MAX_STACK})",
+                names.len()
+            )));
+        }
+        let stages = names
+            .iter()
+            .rev()
+            .map(|n| Coding::named(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((!stages.is_empty()).then_some(Self { stages }))
+    }
+
+    /// Decodes `input`, appending the output to `out`.
+    pub(crate) fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let Some((last, first)) = self.stages.split_last_mut() else {
+            out.extend_from_slice(input);
+            return Ok(());
+        };
+        if first.is_empty() {
+            return last.write(input, out);
+        }
+        let mut cur = Vec::new();
+        first[0].write(input, &mut cur)?;
+        for stage in &mut first[1..] {
+            let mut next = Vec::new();
+            stage.write(&cur, &mut next)?;
+            cur = next;
+        }
+        last.write(&cur, out)
+    }
+
+    /// The body ended: the rest of the output, or an error if a stream is
+    /// incomplete.
+    pub(crate) fn finish(self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let mut carry: Vec<u8> = Vec::new();
+        let n = self.stages.len();
+        for (i, mut stage) in self.stages.into_iter().enumerate() {
+            let mut got = Vec::new();
+            if !carry.is_empty() {
+                stage.write(&carry, &mut got)?;
+            }
+            stage.finish(&mut got)?;
+            if i + 1 == n {
+                out.append(&mut got);
+            }
+            carry = got;
+        }
+        Ok(())
+    }
+}
+
+/// One coding's streaming decoder.
+enum Coding {
     Gzip(flate2::write::MultiGzDecoder<Vec<u8>>),
     Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
     Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
@@ -24,19 +106,9 @@ pub(crate) struct Zstd {
     remaining: usize,
 }
 
-impl std::fmt::Debug for Decoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Decoder {
-    /// The decoder for a `Content-Encoding` value; `Ok(None)` for identity
-    /// (or none). Several codings, or one not known, are an error.
-    pub(crate) fn for_encoding(value: &[u8]) -> Result<Option<Self>, Error> {
-        let v = String::from_utf8_lossy(value).trim().to_ascii_lowercase();
-        Ok(Some(match v.as_str() {
-            "" | "identity" => return Ok(None),
+impl Coding {
+    fn named(v: &str) -> Result<Self, Error> {
+        Ok(match v {
             "gzip" | "x-gzip" => Self::Gzip(flate2::write::MultiGzDecoder::new(Vec::new())),
             "deflate" => Self::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
             "br" => Self::Brotli(Box::new(brotli::DecompressorWriter::new(
@@ -53,7 +125,7 @@ impl Decoder {
                     "unsupported Content-Encoding {other:?}"
                 )));
             }
-        }))
+        })
     }
 
     fn name(&self) -> &'static str {
@@ -69,8 +141,7 @@ impl Decoder {
         Error::Decode(format!("{} body: {e}", self.name()))
     }
 
-    /// Decodes `input`, appending the output to `out`.
-    pub(crate) fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let r = match self {
             Self::Gzip(d) => d.write_all(input).and_then(|()| d.flush()),
             Self::Deflate(d) => d.write_all(input).and_then(|()| d.flush()),
@@ -88,9 +159,7 @@ impl Decoder {
         Ok(())
     }
 
-    /// The body ended: the rest of the output, or an error if the stream is
-    /// incomplete.
-    pub(crate) fn finish(self, out: &mut Vec<u8>) -> Result<(), Error> {
+    fn finish(self, out: &mut Vec<u8>) -> Result<(), Error> {
         let name = self.name();
         let fail = |e: std::io::Error| Error::Decode(format!("{name} body: {e}"));
         let rest = match self {
@@ -209,9 +278,39 @@ mod tests {
             Err(Error::Decode(_))
         ));
         assert!(matches!(
-            Decoder::for_encoding(b"gzip, br"),
+            Decoder::for_encoding(b"gzip, compress"),
+            Err(Error::Decode(_))
+        ));
+        assert!(matches!(
+            Decoder::for_encoding(b"gzip, gzip, gzip, gzip, gzip, gzip"),
             Err(Error::Decode(_))
         ));
         assert!(Decoder::for_encoding(b"identity").unwrap().is_none());
+        assert!(Decoder::for_encoding(b" , identity").unwrap().is_none());
+    }
+
+    /// `Content-Encoding: deflate, gzip, br` means deflate was applied
+    /// first: undone as br, then gzip, then deflate, in any pieces; a
+    /// truncated outer stream is still an error.
+    #[test]
+    fn stacked_codings_are_undone_in_reverse() {
+        let t = text();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&t).unwrap();
+        let gz = gzip(&z.finish().unwrap());
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 22);
+            w.write_all(&gz).unwrap();
+        }
+        for pieces in [1, 13, 4096, usize::MAX] {
+            assert_eq!(
+                roundtrip("deflate, gzip, br", &br, pieces).unwrap(),
+                t,
+                "{pieces}"
+            );
+        }
+        assert!(roundtrip("deflate, gzip, br", &br[..br.len() - 10], 100).is_err());
+        assert_eq!(roundtrip("identity, gzip", &gzip(&t), 100).unwrap(), t);
     }
 }
