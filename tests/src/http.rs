@@ -323,3 +323,14 @@ fn serve(mut s: TcpStream, conn: usize, script: &dyn Fn(usize, usize) -> Reply) 
 fn find_head_end(b: &[u8]) -> Option<usize> {
     b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
+
+/// A fetch client configuration trusting the test PKI's CA.
+pub fn client_config(pki: &Pki) -> netkit_fetch::ClientConfig {
+    let ca = netkit_tls::Pem::new("ca", std::fs::read(&pki.ca).expect("the CA"));
+    let tls = netkit_sys::tls::client_config(&netkit_tls::ClientOptions {
+        ca: Some(ca),
+        ..Default::default()
+    })
+    .expect("a TLS client configuration");
+    netkit_fetch::ClientConfig::new(Arc::new(tls))
+}

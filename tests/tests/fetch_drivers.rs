@@ -13,18 +13,11 @@ use netkit_fetch::{ClientConfig, Event, Request, Url};
 use netkit_smol::Runtime;
 use netkit_tests::http::{Nginx, RawServer, text_file};
 use netkit_tests::pki::Pki;
-use netkit_tls::{ClientOptions, Pem};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn config(pki: &Pki) -> ClientConfig {
-    let ca = Pem::new("ca", std::fs::read(&pki.ca).unwrap());
-    let tls = netkit_sys::tls::client_config(&ClientOptions {
-        ca: Some(ca),
-        ..Default::default()
-    })
-    .unwrap();
-    ClientConfig::new(Arc::new(tls))
+    netkit_tests::http::client_config(pki)
 }
 
 fn get(url: &str) -> Request {

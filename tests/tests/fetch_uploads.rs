@@ -17,18 +17,11 @@ use netkit_tests::bin;
 use netkit_tests::http::Nginx;
 use netkit_tests::peer::{TempDir, run_bounded};
 use netkit_tests::pki::Pki;
-use netkit_tls::{ClientOptions, Pem};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn config(pki: &Pki) -> ClientConfig {
-    let ca = Pem::new("ca", std::fs::read(&pki.ca).unwrap());
-    let tls = netkit_sys::tls::client_config(&ClientOptions {
-        ca: Some(ca),
-        ..Default::default()
-    })
-    .unwrap();
-    ClientConfig::new(Arc::new(tls))
+    netkit_tests::http::client_config(pki)
 }
 
 fn put(url: &str) -> Request {

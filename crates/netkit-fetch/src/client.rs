@@ -326,6 +326,9 @@ struct Outgoing {
     paused: bool,
 }
 
+/// The most a driver reads from a streamed body at once.
+pub const BODY_PIECE: usize = 64 << 10;
+
 /// Unsent bytes a connection may hold from a streamed body; past this,
 /// [`Client::body_room`] is 0 until the transport takes them.
 const BODY_WINDOW: usize = 256 << 10;
@@ -569,6 +572,27 @@ impl Client {
     /// `Ok(false)`: the body was no longer wanted.
     pub fn finish_body(&mut self, now: Instant, req: ReqId) -> Result<bool, Error> {
         self.body_step(now, req, BodyEncoder::finish)
+    }
+
+    /// What a driver read from `req`'s streamed body, handed in as read:
+    /// `Ok(piece)` (empty: the end; the body is finished) or `Err(why)`
+    /// (the request fails as in [`fail_body`](Self::fail_body)). `true`:
+    /// read on while [`body_room`](Self::body_room) allows; `false`: stop
+    /// (finished, failed, or no longer wanted). The one loop both drivers
+    /// run: `while room > 0 { read up to min(room, BODY_PIECE); if
+    /// !body_read(..) { break } }`.
+    pub fn body_read(&mut self, now: Instant, req: ReqId, read: Result<&[u8], String>) -> bool {
+        match read {
+            Ok([]) => {
+                let _ = self.finish_body(now, req);
+                false
+            }
+            Ok(piece) => matches!(self.write_body(now, req, piece), Ok(true)),
+            Err(why) => {
+                self.fail_body(now, req, &why);
+                false
+            }
+        }
     }
 
     /// The driver could not read `req`'s streamed body: the request fails

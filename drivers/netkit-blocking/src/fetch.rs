@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Instant;
 
-use netkit_fetch::{Action, Body, Client, ClientConfig, ConnId, Event, ReqId, Request, Target};
+use netkit_fetch::{
+    Action, BODY_PIECE, Body, Client, ClientConfig, ConnId, Event, ReqId, Request, Target,
+};
 
 use crate::event_loop::SourceId;
 use crate::group::Group;
@@ -133,25 +135,13 @@ fn pump_upload(
         if room == 0 {
             return;
         }
-        buf.resize(room.min(UPLOAD_PIECE), 0);
-        let step = match upload.read(buf) {
-            Ok(0) => client.finish_body(now, req).map(|_| false),
-            Ok(n) => client.write_body(now, req, &buf[..n]),
-            Err(e) => {
-                client.fail_body(now, req, &format!("read: {e}"));
-                return;
-            }
-        };
-        // Finished, not wanted any more, or failed (the machine says so
-        // with an event).
-        if !matches!(step, Ok(true)) {
+        buf.resize(room.min(BODY_PIECE), 0);
+        let read = upload.read(buf).map_err(|e| format!("read: {e}"));
+        if !client.body_read(now, req, read.map(|n| &buf[..n])) {
             return;
         }
     }
 }
-
-/// The most read from an upload at once.
-const UPLOAD_PIECE: usize = 64 << 10;
 
 /// The handler of the client's connections: every callback goes to the
 /// machine.

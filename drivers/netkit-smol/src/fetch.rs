@@ -15,7 +15,7 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 use netkit_fetch::{
-    Action, Body, Client, ClientConfig, ConnId, Event, Head, ReqId, Request, Target,
+    Action, BODY_PIECE, Body, Client, ClientConfig, ConnId, Event, Head, ReqId, Request, Target,
 };
 
 use crate::{ConnectOptions, Error, Runtime};
@@ -173,20 +173,15 @@ impl HttpClient {
             if room == 0 {
                 return;
             }
-            buf.resize(room.min(UPLOAD_PIECE), 0);
+            buf.resize(room.min(BODY_PIECE), 0);
             let read = upload.read(&mut buf).await;
             let mut s = lock(&self.shared);
-            let now = Instant::now();
-            let step = match read {
-                Ok(0) => s.client.finish_body(now, req).map(|_| false),
-                Ok(n) => s.client.write_body(now, req, &buf[..n]),
-                Err(e) => {
-                    s.client.fail_body(now, req, &format!("read: {e}"));
-                    Ok(false)
-                }
-            };
+            let read = read.map_err(|e| format!("read: {e}"));
+            let more = s
+                .client
+                .body_read(Instant::now(), req, read.map(|n| &buf[..n]));
             self.carry_out(&mut s);
-            if !matches!(step, Ok(true)) {
+            if !more {
                 return;
             }
         }
@@ -470,9 +465,6 @@ impl Drop for Guard {
         }
     }
 }
-
-/// The most read from an upload at once.
-const UPLOAD_PIECE: usize = 64 << 10;
 
 /// A request body read as it is sent: a file or any `AsyncRead`.
 pub struct Upload {
