@@ -103,6 +103,72 @@ impl Request {
         }
     }
 
+    /// Adds a header (repeated names are kept, in order).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers
+            .push((name.to_owned(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Sets the body (bytes; a streamed one goes through the driver's
+    /// `fetch_upload`).
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// A limit for the whole request, redirects included.
+    #[must_use]
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Redirects followed at most (0: a 3xx is the response).
+    #[must_use]
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
+    /// Whether to send `Accept-Encoding` and decode the body.
+    #[must_use]
+    pub fn decompress(mut self, on: bool) -> Self {
+        self.decompress = on;
+        self
+    }
+
+    /// Sends over this Unix socket instead of TCP.
+    #[must_use]
+    pub fn unix(mut self, path: impl Into<String>) -> Self {
+        self.unix = Some(path.into());
+        self
+    }
+
+    /// TLS settings for this request (`ca`, `reject_unauthorized`: build
+    /// them with the driver's `tls::client_config`).
+    #[must_use]
+    pub fn tls(mut self, config: Arc<netkit_tls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// This proxy (`None`: none), whatever the client's selection says.
+    #[must_use]
+    pub fn proxy(mut self, proxy: Option<Proxy>) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Emits the curl-style trace as events.
+    #[must_use]
+    pub fn verbose(mut self, on: bool) -> Self {
+        self.verbose = on;
+        self
+    }
+
     fn idempotent(&self) -> bool {
         matches!(
             self.method.as_str(),

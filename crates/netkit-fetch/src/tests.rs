@@ -1062,3 +1062,32 @@ proptest::proptest! {
         proptest::prop_assert_eq!(sent, pieces.concat());
     }
 }
+
+#[test]
+fn the_builder_sets_what_it_names() {
+    let tls = H::new().c.config().tls.clone();
+    let r = Request::new("POST", Url::parse("http://x/").unwrap())
+        .header("X-A", "1")
+        .header("X-A", b"2")
+        .body(&b"data"[..])
+        .timeout(Duration::from_secs(3))
+        .max_redirects(0)
+        .decompress(false)
+        .unix("/run/s.sock")
+        .tls(tls.clone())
+        .proxy(None)
+        .verbose(true);
+    assert_eq!(
+        r.headers,
+        [
+            ("X-A".to_owned(), b"1".to_vec()),
+            ("X-A".to_owned(), b"2".to_vec())
+        ]
+    );
+    assert_eq!(r.body, Some(Body::Bytes(b"data".to_vec())));
+    assert_eq!(r.timeout, Some(Duration::from_secs(3)));
+    assert_eq!((r.max_redirects, r.decompress, r.verbose), (0, false, true));
+    assert_eq!(r.unix.as_deref(), Some("/run/s.sock"));
+    assert!(r.tls.is_some_and(|t| Arc::ptr_eq(&t, &tls)));
+    assert_eq!(r.proxy, Some(None));
+}
