@@ -153,6 +153,22 @@ struct Counting {
 
 impl Read for Counting {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(self.fill(buf))
+    }
+}
+
+impl futures_lite::AsyncRead for Counting {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(self.get_mut().fill(buf)))
+    }
+}
+
+impl Counting {
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.left);
         let at = self.taken.load(Ordering::SeqCst);
         for (i, b) in buf[..n].iter_mut().enumerate() {
@@ -160,16 +176,20 @@ impl Read for Counting {
         }
         self.left -= n;
         self.taken.fetch_add(n, Ordering::SeqCst);
-        Ok(n)
+        n
     }
 }
 
-/// While the server reads nothing, the upload is read no further than the
-/// machine's window and the kernel's socket buffers; once the server reads,
-/// every byte arrives, in order.
-#[test]
-fn an_upload_is_read_only_as_the_connection_takes_it() {
-    const TOTAL: usize = 64 << 20;
+/// A server that reads a request head, waits for `go`, then reads and
+/// checks a `total`-byte pattern body and answers `ok`; returns the bytes
+/// it read.
+fn patient_sink(
+    total: usize,
+) -> (
+    String,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<usize>,
+) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/sink", l.local_addr().unwrap());
     let (go, wait) = std::sync::mpsc::channel::<()>();
@@ -183,13 +203,13 @@ fn an_upload_is_read_only_as_the_connection_takes_it() {
         }
         let head = String::from_utf8(head).unwrap();
         assert!(
-            head.contains(&format!("Content-Length: {TOTAL}\r\n")),
+            head.contains(&format!("Content-Length: {total}\r\n")),
             "{head}"
         );
         wait.recv().unwrap();
         let mut got = 0usize;
         let mut buf = vec![0u8; 1 << 20];
-        while got < TOTAL {
+        while got < total {
             let n = c.read(&mut buf).unwrap();
             assert!(n > 0, "EOF after {got} bytes");
             for (i, b) in buf[..n].iter().enumerate() {
@@ -201,6 +221,16 @@ fn an_upload_is_read_only_as_the_connection_takes_it() {
             .unwrap();
         got
     });
+    (url, go, server)
+}
+
+/// While the server reads nothing, the upload is read no further than the
+/// machine's window and the kernel's socket buffers; once the server reads,
+/// every byte arrives, in order.
+#[test]
+fn an_upload_is_read_only_as_the_connection_takes_it() {
+    const TOTAL: usize = 64 << 20;
+    let (url, go, server) = patient_sink(TOTAL);
     let taken = Arc::new(AtomicUsize::new(0));
     let reader = Counting {
         taken: taken.clone(),
@@ -224,5 +254,44 @@ fn an_upload_is_read_only_as_the_connection_takes_it() {
     assert_eq!(server.join().unwrap(), TOTAL);
     let r = client.join().unwrap().unwrap();
     assert_eq!((r.status(), r.text().as_str()), (200, "ok"));
+    assert_eq!(taken.load(Ordering::SeqCst), TOTAL);
+}
+
+/// The same bound on smol: the upload future reads only while the
+/// connection task has taken what it wrote.
+#[test]
+fn a_smol_upload_is_read_only_as_the_connection_takes_it() {
+    const TOTAL: usize = 64 << 20;
+    let (url, go, server) = patient_sink(TOTAL);
+    let taken = Arc::new(AtomicUsize::new(0));
+    let reader = Counting {
+        taken: taken.clone(),
+        left: TOTAL,
+    };
+    let pki = Pki::new();
+    let client = Runtime::new().http_client(config(&pki));
+    let t = taken.clone();
+    let watcher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let held = t.load(Ordering::SeqCst);
+        go.send(()).unwrap();
+        held
+    });
+    let r = smol::block_on(async {
+        use netkit_smol::fetch::Upload;
+        let r = client
+            .fetch_upload(put(&url), Upload::reader(reader, Some(TOTAL as u64)))
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    });
+    let held = watcher.join().unwrap();
+    assert!(held > 0, "the upload never started");
+    assert!(
+        held < 24 << 20,
+        "{held} bytes read while the server read none"
+    );
+    assert_eq!(server.join().unwrap(), TOTAL);
+    assert_eq!(r, (200, "ok".to_owned()));
     assert_eq!(taken.load(Ordering::SeqCst), TOTAL);
 }
