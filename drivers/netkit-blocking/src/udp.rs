@@ -37,7 +37,8 @@ use netkit_udp::send::{Event, Sender};
 
 use crate::source::{Cx, Readiness, Source};
 
-/// Datagrams read per readiness event (Bun reads 32).
+/// Datagrams delivered per readiness event (Bun reads 32); a GRO buffer
+/// being delivered is finished first, so at most 32 plus one buffer's.
 const READS_PER_EVENT: usize = 32;
 const SOCK: u32 = 0;
 
@@ -319,6 +320,9 @@ pub(crate) struct UdpSource<H: UdpHandler> {
     connected: Option<SocketAddr>,
     registered: Option<(bool, bool)>,
     closed: bool,
+    /// The kernel may coalesce datagrams (`UDP_GRO`): reads go through
+    /// `recv_gro` and are split back.
+    gro: bool,
 }
 
 impl<H: UdpHandler> UdpSource<H> {
@@ -346,6 +350,7 @@ impl<H: UdpHandler> UdpSource<H> {
         };
         sock.set_nonblocking(true)
             .map_err(|e| os_error(&e, "bind"))?;
+        let gro = udp::enable_gro(&sock);
         Ok(Self {
             handler,
             sock: Some(sock),
@@ -353,6 +358,7 @@ impl<H: UdpHandler> UdpSource<H> {
             connected,
             registered: None,
             closed: false,
+            gro,
         })
     }
 
@@ -425,15 +431,34 @@ impl<H: UdpHandler> Source for UdpSource<H> {
         // The loop's buffer, lent out of `cx` while the handler (which may
         // send, through `cx`) reads a datagram in place: no copy.
         let buf = std::mem::take(&mut cx.buf);
-        for _ in 0..READS_PER_EVENT {
+        let mut delivered = 0;
+        while delivered < READS_PER_EVENT {
             let Some(sock) = self.sock.as_ref() else {
                 break;
             };
-            match udp::recv_one(sock, buf) {
+            let read = if self.gro {
+                udp::recv_gro(sock, buf)
+            } else {
+                udp::recv_one(sock, buf).map(|r| udp::GroReceived {
+                    len: r.len,
+                    from: r.from,
+                    segment: 0,
+                    truncated: r.truncated,
+                })
+            };
+            match read {
                 Ok(r) => {
                     let Some(from) = r.from else { continue };
-                    let data = &buf[..r.len];
-                    self.with(cx, |h, s| h.data(s, data, from, r.truncated));
+                    let mut pieces = netkit_udp::recv::split(&buf[..r.len], r.segment).peekable();
+                    while let Some(data) = pieces.next() {
+                        // Only the last datagram of a buffer can be cut.
+                        let truncated = r.truncated && pieces.peek().is_none();
+                        self.with(cx, |h, s| h.data(s, data, from, truncated));
+                        delivered += 1;
+                        if self.closed {
+                            break;
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -442,6 +467,7 @@ impl<H: UdpHandler> Source for UdpSource<H> {
                     // socket stays open.
                     let err = os_error(&e, "recv");
                     self.with(cx, |h, s| h.error(s, &err));
+                    delivered += 1;
                 }
             }
             if self.closed {

@@ -459,9 +459,197 @@ fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// One receive that may hold several datagrams coalesced by GRO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroReceived {
+    /// The bytes received (one datagram, or several of `segment` bytes
+    /// each but the last).
+    pub len: usize,
+    /// Who sent them.
+    pub from: Option<SocketAddr>,
+    /// The `UDP_GRO` segment size when the kernel coalesced (0: one
+    /// datagram); split with `netkit_udp::recv::split`.
+    pub segment: usize,
+    /// The buffer was too small (the rest is lost).
+    pub truncated: bool,
+}
+
+/// Asks the kernel to coalesce datagrams from one sender (`UDP_GRO`);
+/// `true` when the socket now may receive coalesced buffers, which must
+/// then be read with [`recv_gro`]. Only when [`gro_works`].
+pub fn enable_gro(sock: &UdpSocket) -> bool {
+    gro_works() && set_gro(sock)
+}
+
+#[cfg(target_os = "linux")]
+fn set_gro(sock: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed; the kernel only
+    // reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            std::ptr::from_ref(&on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    r == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_gro(_sock: &UdpSocket) -> bool {
+    false
+}
+
+/// Whether GRO receive works here: probed once by a real round trip (a
+/// receiver with `UDP_GRO` on gets a three-segment GSO send as one buffer
+/// with its segment size, or as three datagrams; both are correct reads,
+/// and anything else turns GRO off).
+#[must_use]
+pub fn gro_works() -> bool {
+    static GRO: OnceLock<bool> = OnceLock::new();
+    *GRO.get_or_init(probe_gro)
+}
+
+fn probe_gro() -> bool {
+    let (Ok(a), Ok(b)) = (
+        UdpSocket::bind("127.0.0.1:0"),
+        UdpSocket::bind("127.0.0.1:0"),
+    ) else {
+        return false;
+    };
+    let Ok(to) = b.local_addr() else {
+        return false;
+    };
+    if !gso_works() || !set_gro(&b) {
+        return false;
+    }
+    if send_gso(&a, b"aabbc", 2, Some(to)).ok() != Some(5)
+        || b.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .is_err()
+    {
+        return false;
+    }
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < 3 {
+        match recv_gro(&b, &mut buf) {
+            Ok(r) if !r.truncated => {
+                got.extend(netkit_udp::recv::split(&buf[..r.len], r.segment).map(<[u8]>::to_vec))
+            }
+            _ => return false,
+        }
+    }
+    got == [b"aa".to_vec(), b"bb".to_vec(), b"c".to_vec()]
+}
+
+/// Receives one buffer into `buf` with `recvmsg`, reading the `UDP_GRO`
+/// control message: one datagram, or several coalesced by GRO.
+#[cfg(target_os = "linux")]
+pub fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<GroReceived> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: sockaddr_storage is plain C data; all-zero is valid.
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // Room for a control message of an int, 8-byte aligned.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain C data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_name = std::ptr::from_mut(&mut name).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` refers to live, unmoved memory of the
+    // stated length for the length of the call; the kernel writes at most
+    // that much into each.
+    let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut segment = 0usize;
+    // SAFETY: the kernel filled `msg.msg_control` with `msg_controllen`
+    // bytes of well-formed control messages; CMSG_FIRSTHDR/CMSG_NXTHDR stay
+    // inside them, and a UDP_GRO message carries an int, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                segment = usize::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let len = r as usize;
+    Ok(GroReceived {
+        len: len.min(buf.len()),
+        from: to_socket_addr(&name),
+        segment: if segment >= len { 0 } else { segment },
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+    })
+}
+
+/// Without GRO: one plain receive.
+#[cfg(not(target_os = "linux"))]
+pub fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<GroReceived> {
+    let r = recv_one(sock, buf)?;
+    Ok(GroReceived {
+        len: r.len,
+        from: r.from,
+        segment: 0,
+        truncated: r.truncated,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GSO batch of equal segments and a shorter tail, received by a
+    /// socket with GRO on, comes back as exactly those datagrams.
+    #[test]
+    fn gro_gives_back_the_datagrams_sent() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = b.local_addr().unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let on = enable_gro(&b);
+        eprintln!("GSO {} GRO {}", gso_works(), gro_works());
+        let want: Vec<Vec<u8>> = (0..20u8)
+            .map(|i| vec![i; if i == 19 { 700 } else { 1200 }])
+            .collect();
+        let data: Vec<u8> = want.concat();
+        if gso_works() {
+            assert_eq!(send_gso(&a, &data, 1200, Some(to)).unwrap(), data.len());
+        } else {
+            for w in &want {
+                a.send_to(w, to).unwrap();
+            }
+        }
+        let mut buf = vec![0u8; 65_536];
+        let mut got = Vec::new();
+        let mut reads = 0;
+        while got.len() < want.len() {
+            let r = recv_gro(&b, &mut buf).unwrap();
+            assert!(!r.truncated);
+            assert_eq!(r.from, Some(a.local_addr().unwrap()));
+            got.extend(netkit_udp::recv::split(&buf[..r.len], r.segment).map(<[u8]>::to_vec));
+            reads += 1;
+        }
+        assert_eq!(got, want);
+        if on {
+            assert!(reads < want.len(), "GRO on, yet one read per datagram");
+        }
+    }
 
     #[test]
     fn batches_arrive_whole_and_in_order() {
