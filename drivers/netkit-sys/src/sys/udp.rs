@@ -597,6 +597,116 @@ pub fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<GroReceived> {
     })
 }
 
+/// Receives up to `bufs.len()` buffers (each one datagram, or several
+/// coalesced by GRO) in one `recvmmsg` call, each with its `UDP_GRO`
+/// segment size; the socket's blocking mode applies to the first only
+/// (`MSG_WAITFORONE`). Without `recvmmsg`, one [`recv_gro`].
+pub fn recv_many_gro(
+    sock: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    out: &mut Vec<GroReceived>,
+) -> io::Result<usize> {
+    out.clear();
+    if bufs.is_empty() {
+        return Ok(0);
+    }
+    if !NO_MMSG.load(Ordering::Relaxed) {
+        match recvmmsg_gro(sock, bufs, out) {
+            Err(e) if is_missing(&e) => NO_MMSG.store(true, Ordering::Relaxed),
+            other => return other,
+        }
+    }
+    out.push(recv_gro(sock, &mut bufs[0])?);
+    Ok(1)
+}
+
+#[cfg(target_os = "linux")]
+fn recvmmsg_gro(
+    sock: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    out: &mut Vec<GroReceived>,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let n = bufs.len().min(1024);
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: sockaddr_storage is plain C data; all-zero is valid.
+    let mut names: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; n];
+    // Room for one int control message per buffer, 8-byte aligned.
+    let mut controls: Vec<[u64; 4]> = vec![[0; 4]; n];
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: plain C data, all-zero valid.
+        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        // SAFETY: `i < n`, inside `iovs`, `names` and `controls`, which
+        // outlive the call unmoved.
+        unsafe {
+            m.msg_hdr.msg_iov = iovs.as_mut_ptr().add(i);
+            m.msg_hdr.msg_name = names.as_mut_ptr().add(i).cast();
+            m.msg_hdr.msg_control = controls.as_mut_ptr().add(i).cast();
+        }
+        m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        m.msg_hdr.msg_controllen = size_of::<[u64; 4]>() as _;
+        msgs.push(m);
+    }
+    // SAFETY: `n` initialised headers, each with one iovec over a live
+    // buffer, a name buffer and a control buffer of their stated sizes;
+    // the kernel writes at most that much into each.
+    let r = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let r = r as usize;
+    for (m, name) in msgs.iter().zip(&names).take(r) {
+        let mut segment = 0usize;
+        // SAFETY: the kernel filled this header's control buffer with
+        // `msg_controllen` bytes of well-formed control messages;
+        // CMSG_FIRSTHDR/CMSG_NXTHDR stay inside them, and a UDP_GRO message
+        // carries an int, read unaligned.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&m.msg_hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                    let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                    segment = usize::try_from(v).unwrap_or(0);
+                }
+                c = libc::CMSG_NXTHDR(&m.msg_hdr, c);
+            }
+        }
+        let len = m.msg_len as usize;
+        out.push(GroReceived {
+            len,
+            from: to_socket_addr(name),
+            segment: if segment >= len { 0 } else { segment },
+            truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        });
+    }
+    Ok(r)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recvmmsg_gro(
+    _sock: &UdpSocket,
+    _bufs: &mut [Vec<u8>],
+    _out: &mut Vec<GroReceived>,
+) -> io::Result<usize> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
 /// Without GRO: one plain receive.
 #[cfg(not(target_os = "linux"))]
 pub fn recv_gro(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<GroReceived> {
@@ -649,6 +759,28 @@ mod tests {
         if on {
             assert!(reads < want.len(), "GRO on, yet one read per datagram");
         }
+        // The same through recvmmsg: two batches, in order.
+        let data: Vec<u8> = want.concat();
+        for _ in 0..2 {
+            if gso_works() {
+                send_gso(&a, &data, 1200, Some(to)).unwrap();
+            } else {
+                for w in &want {
+                    a.send_to(w, to).unwrap();
+                }
+            }
+        }
+        let mut bufs = vec![vec![0u8; 65_536]; 8];
+        let mut meta = Vec::new();
+        let mut got = Vec::new();
+        while got.len() < 2 * want.len() {
+            let n = recv_many_gro(&b, &mut bufs, &mut meta).unwrap();
+            for (r, buf) in meta.iter().zip(&bufs).take(n) {
+                assert!(!r.truncated);
+                got.extend(netkit_udp::recv::split(&buf[..r.len], r.segment).map(<[u8]>::to_vec));
+            }
+        }
+        assert_eq!(got, [want.clone(), want].concat());
     }
 
     #[test]

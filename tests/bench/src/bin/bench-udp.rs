@@ -5,7 +5,11 @@
 //! the first) runs each candidate flat out for a window: std `send_to` one
 //! at a time, netkit's sendMany plan through `sendmmsg` (GSO off), netkit's
 //! plan through GSO, quinn-udp with and without segmentation; then the
-//! `netkit udp send --repeat` process. Candidates alternate round by round;
+//! `netkit udp send --repeat` process; then the receive side: netkit's GSO
+//! sender flat out to receivers alternating (netkit `recvmmsg` without GRO,
+//! netkit GRO one buffer per call as the loop reads, netkit GRO 32 buffers
+//! per `recvmmsg`, quinn-udp's receive with GRO), each counting datagrams
+//! and its own CPU. Candidates alternate round by round;
 //! medians are reported with ratios, delivered datagrams/s and the sender's
 //! CPU ns per datagram, and what the kernel offered (GSO yes/no).
 
@@ -178,6 +182,129 @@ fn run(kind: Kind, to: SocketAddr, window: Duration, received: &AtomicU64) -> Ru
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rx {
+    Mmsg,
+    Gro,
+    GroBatch,
+    Quinn,
+}
+
+impl Rx {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Mmsg => "netkit recvmmsg",
+            Self::Gro => "netkit GRO (loop)",
+            Self::GroBatch => "netkit GRO x32",
+            Self::Quinn => "quinn-udp (GRO)",
+        }
+    }
+}
+
+/// The receive side: netkit's GSO sender flat out (on the sender CPU) to a
+/// fresh socket read by `kind` (on the receiver CPU) for `window`; returns
+/// datagrams received/s and the receiver's CPU ns per datagram.
+fn run_rx(kind: Rx, window: Duration, send_cpu: Option<usize>, recv_cpu: Option<usize>) -> Run {
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(8 << 20);
+    // As an event loop reads: non-blocking, waiting for readiness when the
+    // queue is empty, then reading until it is.
+    rx.set_nonblocking(true).expect("non-blocking");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            if let Some(c) = send_cpu {
+                let _ = set_affinity(&cpu_set_of(c));
+            }
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            // One GSO call carries at most 64 KiB: 48 segments of 1,200.
+            let segments = 48;
+            let joined = vec![0x5a_u8; SIZE * segments];
+            let gso = udp::gso_works();
+            let list: Vec<(&[u8], Option<SocketAddr>)> =
+                (0..segments).map(|_| (&joined[..SIZE], Some(to))).collect();
+            while !stop.load(Ordering::Relaxed) {
+                let _ = if gso {
+                    udp::send_gso(&sock, &joined, SIZE as u16, Some(to))
+                } else {
+                    udp::send_many(&sock, &list)
+                };
+            }
+        })
+    };
+    if let Some(c) = recv_cpu {
+        let _ = set_affinity(&cpu_set_of(c));
+    }
+    let mut got = 0u64;
+    let quinn = match kind {
+        Rx::Quinn => Some(quinn_udp::UdpSocketState::new((&rx).into()).expect("quinn-udp state")),
+        Rx::Gro | Rx::GroBatch => {
+            udp::enable_gro(&rx);
+            None
+        }
+        Rx::Mmsg => None,
+    };
+    let mut small = vec![vec![0u8; 2048]; 64];
+    let mut big = vec![vec![0u8; 65_536]; 32];
+    let mut out = Vec::with_capacity(64);
+    let mut gro_out = Vec::with_capacity(32);
+    let mut meta = vec![quinn_udp::RecvMeta::default(); 32];
+    let cpu0 = thread_cpu();
+    let t0 = Instant::now();
+    while t0.elapsed() < window {
+        let read = match kind {
+            Rx::Mmsg => udp::recv_many(&rx, &mut small, &mut out).map(|n| {
+                got += n as u64;
+            }),
+            Rx::Gro => udp::recv_gro(&rx, &mut big[0]).map(|r| {
+                got += netkit_udp::recv::split(&big[0][..r.len], r.segment).count() as u64;
+            }),
+            Rx::GroBatch => udp::recv_many_gro(&rx, &mut big, &mut gro_out).map(|n| {
+                for (r, b) in gro_out.iter().zip(&big).take(n) {
+                    got += netkit_udp::recv::split(&b[..r.len], r.segment).count() as u64;
+                }
+            }),
+            Rx::Quinn => {
+                let q = quinn.as_ref().expect("state");
+                let mut slices: Vec<std::io::IoSliceMut<'_>> = big
+                    .iter_mut()
+                    .map(|b| std::io::IoSliceMut::new(b))
+                    .collect();
+                q.recv((&rx).into(), &mut slices, &mut meta).map(|n| {
+                    for m in &meta[..n] {
+                        got += m.len.div_ceil(m.stride.max(1)).max(1) as u64;
+                    }
+                })
+            }
+        };
+        if matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+            wait_readable(&rx);
+        }
+    }
+    let elapsed = t0.elapsed();
+    let cpu = thread_cpu() - cpu0;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    Run {
+        delivered: got as f64 / elapsed.as_secs_f64(),
+        cpu_ns: cpu.as_nanos() as f64 / got.max(1) as f64,
+    }
+}
+
+/// Waits (at most 50 ms) until `sock` is readable, as a loop's poller does.
+fn wait_readable(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, and its count.
+    unsafe { libc::poll(&mut p, 1, 50) };
+}
+
 /// `netkit udp send --repeat N` as a whole process: delivered datagrams/s.
 fn run_cli(
     netkit: &PathBuf,
@@ -298,6 +425,22 @@ fn main() -> ExitCode {
     }
     stop.store(true, Ordering::Relaxed);
     let _ = receiver.join();
+    // The receive side: one sender (netkit GSO, flat out), receivers alternating.
+    let rx_kinds = [Rx::Mmsg, Rx::Gro, Rx::GroBatch, Rx::Quinn];
+    let mut rx_results: Vec<Vec<Run>> = rx_kinds.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (i, k) in rx_kinds.iter().enumerate() {
+            let r = run_rx(*k, window, send_cpu, recv_cpu);
+            eprintln!(
+                "bench-udp: round {}/{rounds}: receive {:<16} {:>10.0} received/s {:>7.0} CPU ns/datagram",
+                round + 1,
+                k.name(),
+                r.delivered,
+                r.cpu_ns
+            );
+            rx_results[i].push(r);
+        }
+    }
     let med = |xs: Vec<f64>| median(&xs).unwrap_or(0.0);
     let rows: Vec<(Kind, f64, f64)> = kinds
         .iter()
@@ -330,6 +473,35 @@ fn main() -> ExitCode {
         cli_rate / std_rate.max(1.0),
         "(whole process)"
     );
+    let rx_rows: Vec<(Rx, f64, f64)> = rx_kinds
+        .iter()
+        .zip(&rx_results)
+        .map(|(k, rs)| {
+            (
+                *k,
+                med(rs.iter().map(|r| r.delivered).collect()),
+                med(rs.iter().map(|r| r.cpu_ns).collect()),
+            )
+        })
+        .collect();
+    let rx_of = |k: Rx| rx_rows.iter().find(|r| r.0 == k).map_or(0.0, |r| r.1);
+    println!(
+        "\nreceive side (GRO {} by netkit's probe; sender: netkit GSO flat out)",
+        if udp::gro_works() { "yes" } else { "no" }
+    );
+    println!(
+        "{:<18} {:>14} {:>12} {:>18}",
+        "receiver", "received/s", "vs quinn", "receiver CPU ns/dg"
+    );
+    let quinn_rx = rx_of(Rx::Quinn);
+    for (k, rate, cpu) in &rx_rows {
+        println!(
+            "{:<18} {rate:>14.0} {:>11.2}x {cpu:>18.0}",
+            k.name(),
+            rate / quinn_rx.max(1.0)
+        );
+    }
+    let best_rx = rx_of(Rx::Gro).max(rx_of(Rx::Mmsg)).max(rx_of(Rx::GroBatch));
     let (g, q, m) = (of(Kind::Gso), of(Kind::QuinnGso), of(Kind::Mmsg));
     println!("\n== targets ==");
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
@@ -348,7 +520,14 @@ fn main() -> ExitCode {
         verdict(cli_rate >= 0.95 * g.max(m)),
         cli_rate / g.max(m).max(1.0)
     );
+    println!(
+        "{}  netkit receive (best of recvmmsg, GRO, GRO x32) >= 1.0x quinn-udp: {:.2}x",
+        verdict(best_rx >= quinn_rx),
+        best_rx / quinn_rx.max(1.0)
+    );
     let report = json!({
+        "gro": udp::gro_works(),
+        "receive": rx_rows.iter().map(|(k, r, c)| json!({"receiver": k.name(), "received_per_s": r, "cpu_ns": c})).collect::<Vec<_>>(),
         "size": SIZE,
         "gso": gso,
         "rows": rows.iter().map(|(k, r, c)| json!({"candidate": k.name(), "delivered_per_s": r, "cpu_ns": c})).collect::<Vec<_>>(),
