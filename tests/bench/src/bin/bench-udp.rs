@@ -46,6 +46,12 @@ struct Args {
     /// The `netkit` binary (default: beside this one).
     #[arg(long)]
     netkit: Option<PathBuf>,
+    /// Bun to use (default: TARGET/bun, installed with npm when missing).
+    #[arg(long)]
+    bun: Option<PathBuf>,
+    /// Do not install Bun; skip it when missing.
+    #[arg(long)]
+    no_bun_install: bool,
     /// JSON output file.
     #[arg(long, default_value = "target/bench/udp.json")]
     out: PathBuf,
@@ -305,6 +311,32 @@ fn wait_readable(sock: &UdpSocket) {
     unsafe { libc::poll(&mut p, 1, 50) };
 }
 
+/// Bun's `sendMany` (tests/bench/bun/udp_send.mjs) as a whole process for
+/// `window`: delivered datagrams/s over the process's whole run (its start
+/// included, some milliseconds of a window of seconds).
+fn run_bun(bun: &PathBuf, to: SocketAddr, window: Duration, received: &AtomicU64) -> Option<f64> {
+    let script = netkit_tests::workspace_root().join("tests/bench/bun/udp_send.mjs");
+    let before = received.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let out = Command::new(bun)
+        .arg(&script)
+        .arg(to.port().to_string())
+        .arg(window.as_secs_f64().to_string())
+        .output()
+        .ok()?;
+    let elapsed = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(50));
+    if !out.status.success() {
+        eprintln!(
+            "bench-udp: bun udp_send.mjs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let got = received.load(Ordering::Relaxed) - before;
+    Some(got as f64 / elapsed.as_secs_f64())
+}
+
 /// `netkit udp send --repeat N` as a whole process: delivered datagrams/s.
 fn run_cli(
     netkit: &PathBuf,
@@ -403,6 +435,17 @@ fn main() -> ExitCode {
     ];
     let mut results: Vec<Vec<Run>> = kinds.iter().map(|_| Vec::new()).collect();
     let mut cli = Vec::new();
+    let bun = match netkit_bench::proc::find_bun(args.bun.as_deref(), args.no_bun_install) {
+        Ok((b, v, _)) => {
+            println!("Bun {v}: {}", b.display());
+            Some(b)
+        }
+        Err(e) => {
+            println!("Bun: skipped ({e})");
+            None
+        }
+    };
+    let mut bun_runs = Vec::new();
     for round in 0..rounds {
         for (i, k) in kinds.iter().enumerate() {
             let r = run(*k, to, window, &received);
@@ -421,6 +464,15 @@ fn main() -> ExitCode {
                 round + 1
             );
             cli.push(r);
+        }
+        if let Some(b) = &bun {
+            if let Some(r) = run_bun(b, to, window, &received) {
+                eprintln!(
+                    "bench-udp: round {}/{rounds}: bun sendMany      {r:>10.0} delivered/s",
+                    round + 1
+                );
+                bun_runs.push(r);
+            }
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -473,6 +525,15 @@ fn main() -> ExitCode {
         cli_rate / std_rate.max(1.0),
         "(whole process)"
     );
+    let bun_rate = med(bun_runs.clone());
+    if bun.is_some() {
+        println!(
+            "{:<18} {bun_rate:>14.0} {:>9.2}x {:>16}",
+            "bun sendMany",
+            bun_rate / std_rate.max(1.0),
+            "(whole process)"
+        );
+    }
     let rx_rows: Vec<(Rx, f64, f64)> = rx_kinds
         .iter()
         .zip(&rx_results)
@@ -503,6 +564,13 @@ fn main() -> ExitCode {
     }
     let best_rx = rx_of(Rx::Gro).max(rx_of(Rx::Mmsg)).max(rx_of(Rx::GroBatch));
     let (g, q, m) = (of(Kind::Gso), of(Kind::QuinnGso), of(Kind::Mmsg));
+    if bun.is_some() {
+        println!(
+            "netkit sendMany (GSO) vs Bun sendMany: {:.2}x; netkit udp send vs Bun (both whole processes): {:.2}x",
+            g / bun_rate.max(1.0),
+            cli_rate / bun_rate.max(1.0)
+        );
+    }
     println!("\n== targets ==");
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     println!(
@@ -532,6 +600,7 @@ fn main() -> ExitCode {
         "gso": gso,
         "rows": rows.iter().map(|(k, r, c)| json!({"candidate": k.name(), "delivered_per_s": r, "cpu_ns": c})).collect::<Vec<_>>(),
         "cli_delivered_per_s": cli_rate,
+        "bun_delivered_per_s": bun.is_some().then_some(bun_rate),
     });
     if let Some(d) = args.out.parent() {
         let _ = std::fs::create_dir_all(d);
