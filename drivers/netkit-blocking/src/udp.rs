@@ -25,14 +25,15 @@
 
 use std::any::Any;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use netkit_sys::sys::udp;
+use netkit_sys::udp as ops;
+pub use netkit_sys::udp::UdpOptions;
 use netkit_sys::{Error, os_error};
 use netkit_udp::Packet;
-use netkit_udp::args::{Arg, Family, decode_connected, decode_unconnected, for_socket};
-use netkit_udp::plan::{Limits, plan};
+use netkit_udp::args::Arg;
 use netkit_udp::send::{Event, Sender};
 
 use crate::source::{Cx, Readiness, Source};
@@ -41,30 +42,6 @@ use crate::source::{Cx, Readiness, Source};
 /// being delivered is finished first, so at most 32 plus one buffer's.
 const READS_PER_EVENT: usize = 32;
 const SOCK: u32 = 0;
-
-/// Where a UDP socket binds, and whom it is connected to.
-#[derive(Debug, Clone)]
-pub struct UdpOptions {
-    /// The address to bind (an IP literal or a hosts-file name).
-    pub hostname: String,
-    /// The port (0: any).
-    pub port: u16,
-    /// Connect to this host and port (a name is resolved once); a connected
-    /// socket sends without a destination and hears only that peer.
-    pub connect: Option<(String, u16)>,
-}
-
-impl UdpOptions {
-    /// Binds `hostname:port`, unconnected.
-    #[must_use]
-    pub fn new(hostname: impl Into<String>, port: u16) -> Self {
-        Self {
-            hostname: hostname.into(),
-            port,
-            connect: None,
-        }
-    }
-}
 
 /// A UDP socket's handler (one per socket).
 pub trait UdpHandler: 'static {
@@ -87,34 +64,12 @@ pub struct UdpSocket<'a> {
     closed: &'a mut bool,
 }
 
-fn family_of(sock: &std::net::UdpSocket) -> Family {
-    match sock.local_addr() {
-        Ok(SocketAddr::V6(_)) => Family::V6,
-        _ => Family::V4,
-    }
-}
-
-fn ipv4(s: &str, what: &str) -> Result<Ipv4Addr, Error> {
-    s.parse()
-        .map_err(|_| Error::os("EINVAL", format!("{what}: {s:?} is not an IPv4 address")))
-}
-
 impl UdpSocket<'_> {
     /// Sends one datagram to `to` (Bun's `send`; an unconnected socket).
     /// `Ok(false)`: no room now; `drain` follows.
     pub fn send_to(&mut self, data: &[u8], to: SocketAddr) -> Result<bool, Error> {
-        if self.connected.is_some() {
-            return Err(Error::os(
-                "EINVAL",
-                "send: a connected socket takes no destination",
-            ));
-        }
-        let dest = for_socket(to, family_of(self.sock))
-            .ok_or_else(|| Error::os("EINVAL", format!("send: {to} is IPv6, the socket IPv4")))?;
-        Ok(self.send_packets(&[Packet {
-            data,
-            to: Some(dest),
-        }])? == 1)
+        let p = ops::packet_to(self.sock, self.connected.is_some(), data, to)?;
+        Ok(self.send_packets(&[p])? == 1)
     }
 
     /// Sends one datagram on a connected socket. `Ok(false)`: backpressure.
@@ -127,33 +82,15 @@ impl UdpSocket<'_> {
     /// than given is backpressure, and `drain` follows (re-send the rest
     /// from that index then).
     pub fn send_many(&mut self, list: &[Arg<'_>]) -> Result<usize, Error> {
-        if *self.closed {
-            return Err(Error::os("EBADF", "send: the socket is closed"));
-        }
-        let packets = match self.connected {
-            Some(_) => decode_connected(list),
-            None => decode_unconnected(list, family_of(self.sock)),
-        }
-        .map_err(|e| {
-            Error::os(
-                "EINVAL",
-                e.to_string().trim_start_matches("EINVAL: ").to_owned(),
-            )
-        })?;
+        self.open("send")?;
+        let packets = ops::decode(self.sock, self.connected.is_some(), list)?;
         self.send_packets(&packets)
     }
 
     /// Plans `packets` and carries the plan out (Bun's count).
     fn send_packets(&mut self, packets: &[Packet<'_>]) -> Result<usize, Error> {
-        if *self.closed {
-            return Err(Error::os("EBADF", "send: the socket is closed"));
-        }
-        let limits = Limits {
-            gso: udp::gso_works(),
-            ..Limits::default()
-        };
-        self.sender.start(plan(packets, &limits));
-        udp::carry_out(self.sock, packets, self.sender, None).map_err(|e| os_error(&e, "send"))
+        self.open("send")?;
+        ops::send_packets(self.sock, self.sender, packets)
     }
 
     /// The address the socket is bound to.
@@ -168,88 +105,65 @@ impl UdpSocket<'_> {
         self.connected
     }
 
-    fn opt(&self, what: &str, r: io::Result<()>) -> Result<(), Error> {
+    fn open(&self, what: &str) -> Result<(), Error> {
         if *self.closed {
             return Err(Error::os("EBADF", format!("{what}: the socket is closed")));
         }
-        r.map_err(|e| os_error(&e, what.to_owned()))
+        Ok(())
     }
 
     /// `setBroadcast`.
     pub fn set_broadcast(&self, on: bool) -> Result<(), Error> {
-        self.opt("setBroadcast", self.sock.set_broadcast(on))
+        self.open("setBroadcast")?;
+        ops::set_broadcast(self.sock, on)
     }
 
     /// `setTTL` (unicast hop limit).
     pub fn set_ttl(&self, ttl: u32) -> Result<(), Error> {
-        let s = socket2::SockRef::from(self.sock);
-        let r = match family_of(self.sock) {
-            Family::V4 => s.set_ttl_v4(ttl),
-            Family::V6 => s.set_unicast_hops_v6(ttl),
-        };
-        self.opt("setTTL", r)
+        self.open("setTTL")?;
+        ops::set_ttl(self.sock, ttl)
     }
 
     /// `setMulticastTTL`.
     pub fn set_multicast_ttl(&self, ttl: u32) -> Result<(), Error> {
-        let s = socket2::SockRef::from(self.sock);
-        let r = match family_of(self.sock) {
-            Family::V4 => s.set_multicast_ttl_v4(ttl),
-            Family::V6 => s.set_multicast_hops_v6(ttl),
-        };
-        self.opt("setMulticastTTL", r)
+        self.open("setMulticastTTL")?;
+        ops::set_multicast_ttl(self.sock, ttl)
     }
 
     /// `setMulticastLoopback`.
     pub fn set_multicast_loopback(&self, on: bool) -> Result<(), Error> {
-        let s = socket2::SockRef::from(self.sock);
-        let r = match family_of(self.sock) {
-            Family::V4 => s.set_multicast_loop_v4(on),
-            Family::V6 => s.set_multicast_loop_v6(on),
-        };
-        self.opt("setMulticastLoopback", r)
+        self.open("setMulticastLoopback")?;
+        ops::set_multicast_loopback(self.sock, on)
     }
 
-    /// `setMulticastInterface`: an IPv4 interface address.
+    /// `setMulticastInterface` (see [`ops::set_multicast_interface`]).
     pub fn set_multicast_interface(&self, iface: &str) -> Result<(), Error> {
-        let a = ipv4(iface, "setMulticastInterface")?;
-        self.opt(
-            "setMulticastInterface",
-            socket2::SockRef::from(self.sock).set_multicast_if_v4(&a),
-        )
+        self.open("setMulticastInterface")?;
+        ops::set_multicast_interface(self.sock, iface)
     }
 
-    /// `addMembership(group, iface?)` (IPv4 groups; the interface address
-    /// defaults to any).
+    /// `addMembership(group, iface?)` (see [`ops::add_membership`]).
     pub fn add_membership(&self, group: &str, iface: Option<&str>) -> Result<(), Error> {
-        let (g, i) = self.group(group, iface, "addMembership")?;
-        match (g, i) {
-            (IpAddr::V4(g), i) => self.opt("addMembership", self.sock.join_multicast_v4(&g, &i)),
-            (IpAddr::V6(g), _) => self.opt("addMembership", self.sock.join_multicast_v6(&g, 0)),
-        }
+        self.open("addMembership")?;
+        ops::add_membership(self.sock, group, iface)
     }
 
     /// `dropMembership(group, iface?)`.
     pub fn drop_membership(&self, group: &str, iface: Option<&str>) -> Result<(), Error> {
-        let (g, i) = self.group(group, iface, "dropMembership")?;
-        match (g, i) {
-            (IpAddr::V4(g), i) => self.opt("dropMembership", self.sock.leave_multicast_v4(&g, &i)),
-            (IpAddr::V6(g), _) => self.opt("dropMembership", self.sock.leave_multicast_v6(&g, 0)),
-        }
+        self.open("dropMembership")?;
+        ops::drop_membership(self.sock, group, iface)
     }
 
-    /// `addSourceSpecificMembership(source, group, iface?)` (IPv4).
+    /// `addSourceSpecificMembership(source, group, iface?)` (see
+    /// [`ops::add_source_specific_membership`]).
     pub fn add_source_specific_membership(
         &self,
         source: &str,
         group: &str,
         iface: Option<&str>,
     ) -> Result<(), Error> {
-        let (s, g, i) = self.ssm(source, group, iface, "addSourceSpecificMembership")?;
-        self.opt(
-            "addSourceSpecificMembership",
-            socket2::SockRef::from(self.sock).join_ssm_v4(&s, &g, &i),
-        )
+        self.open("addSourceSpecificMembership")?;
+        ops::add_source_specific_membership(self.sock, source, group, iface)
     }
 
     /// `dropSourceSpecificMembership(source, group, iface?)`.
@@ -259,46 +173,8 @@ impl UdpSocket<'_> {
         group: &str,
         iface: Option<&str>,
     ) -> Result<(), Error> {
-        let (s, g, i) = self.ssm(source, group, iface, "dropSourceSpecificMembership")?;
-        self.opt(
-            "dropSourceSpecificMembership",
-            socket2::SockRef::from(self.sock).leave_ssm_v4(&s, &g, &i),
-        )
-    }
-
-    fn group(
-        &self,
-        group: &str,
-        iface: Option<&str>,
-        what: &str,
-    ) -> Result<(IpAddr, Ipv4Addr), Error> {
-        let g: IpAddr = group
-            .parse()
-            .ok()
-            .filter(IpAddr::is_multicast)
-            .ok_or_else(|| {
-                Error::os(
-                    "EINVAL",
-                    format!("{what}: {group:?} is not a multicast group"),
-                )
-            })?;
-        let i = iface.map_or(Ok(Ipv4Addr::UNSPECIFIED), |s| ipv4(s, what))?;
-        Ok((g, i))
-    }
-
-    fn ssm(
-        &self,
-        source: &str,
-        group: &str,
-        iface: Option<&str>,
-        what: &str,
-    ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), Error> {
-        let s = ipv4(source, what)?;
-        let (g, i) = self.group(group, iface, what)?;
-        let IpAddr::V4(g) = g else {
-            return Err(Error::os("EINVAL", format!("{what}: IPv4 groups only")));
-        };
-        Ok((s, g, i))
+        self.open("dropSourceSpecificMembership")?;
+        ops::drop_source_specific_membership(self.sock, source, group, iface)
     }
 
     /// Closes the socket (after this call returns).
@@ -334,22 +210,7 @@ impl<H: UdpHandler> UdpSource<H> {
         peer: Option<IpAddr>,
         handler: H,
     ) -> Result<Self, Error> {
-        let at = SocketAddr::new(ip, opts.port);
-        let sock = std::net::UdpSocket::bind(at).map_err(|e| os_error(&e, format!("bind {at}")))?;
-        let connected = match (&opts.connect, peer) {
-            (Some((_, port)), Some(peer_ip)) => {
-                let mut peer = SocketAddr::new(peer_ip, *port);
-                if let (IpAddr::V6(_), SocketAddr::V4(v4)) = (ip, peer) {
-                    peer = SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), *port);
-                }
-                sock.connect(peer)
-                    .map_err(|e| os_error(&e, format!("connect {peer}")))?;
-                Some(peer)
-            }
-            _ => None,
-        };
-        sock.set_nonblocking(true)
-            .map_err(|e| os_error(&e, "bind"))?;
+        let (sock, connected) = ops::bind(opts, ip, peer)?;
         let gro = udp::enable_gro(&sock);
         Ok(Self {
             handler,

@@ -10,6 +10,8 @@
 //!   ([`ConnectOptions::plan`]);
 //! - the resolution step of the connect plan ([`Resolver`]: IP literals and
 //!   the hosts file today, the DNS resolver next);
+//! - UDP sockets' options, binding, `sendMany` decoding and sending, and
+//!   every socket option with Bun's messages ([`udp`]), for both drivers;
 //! - the handler-facing [`Socket`] handle and the [`SharedHandler`] shape that
 //!   runs on both drivers.
 //!
@@ -32,6 +34,7 @@ pub mod resolve;
 mod socket;
 pub mod sys;
 pub mod tls;
+pub mod udp;
 
 pub use handler::SharedHandler;
 pub use resolve::Resolver;

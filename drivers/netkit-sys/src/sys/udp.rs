@@ -102,6 +102,84 @@ fn probe_gso() -> bool {
     got == [b"ab".to_vec(), b"cd".to_vec()]
 }
 
+/// Joins (`join`) or leaves the IPv6 source-specific group `group` from
+/// `source` on interface `ifindex` (0: the kernel picks one by route), with
+/// MLDv2's `MCAST_JOIN_SOURCE_GROUP` / `MCAST_LEAVE_SOURCE_GROUP` on an IPv6
+/// socket (socket2 has IPv4 SSM only). Not Linux: `ENOSYS`.
+#[cfg(target_os = "linux")]
+pub fn source_group_v6(
+    sock: &UdpSocket,
+    join: bool,
+    source: std::net::Ipv6Addr,
+    group: std::net::Ipv6Addr,
+    ifindex: u32,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    fn storage(ip: std::net::Ipv6Addr) -> libc::sockaddr_storage {
+        // SAFETY: sockaddr_storage is plain C data; all-zero is valid.
+        let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        // SAFETY: sockaddr_storage is large and aligned enough for a
+        // sockaddr_in6 (that is its purpose); the zeroed bytes are a valid
+        // sockaddr_in6 that we fill in.
+        let a = unsafe { &mut *std::ptr::from_mut(&mut st).cast::<libc::sockaddr_in6>() };
+        a.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        a.sin6_addr.s6_addr = ip.octets();
+        st
+    }
+    let req = libc::group_source_req {
+        gsr_interface: ifindex,
+        gsr_group: storage(group),
+        gsr_source: storage(source),
+    };
+    let name = if join {
+        libc::MCAST_JOIN_SOURCE_GROUP
+    } else {
+        libc::MCAST_LEAVE_SOURCE_GROUP
+    };
+    // SAFETY: `req` is a live, initialised group_source_req and the length
+    // passed is its size; the kernel only reads it.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            name,
+            std::ptr::from_ref(&req).cast(),
+            size_of::<libc::group_source_req>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Without MLDv2 source joins here: `ENOSYS`.
+#[cfg(not(target_os = "linux"))]
+pub fn source_group_v6(
+    _sock: &UdpSocket,
+    _join: bool,
+    _source: std::net::Ipv6Addr,
+    _group: std::net::Ipv6Addr,
+    _ifindex: u32,
+) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// The index of the network interface named `name` (`if_nametoindex`);
+/// `ENODEV` when there is none, `EINVAL` for a name with a NUL byte.
+pub fn if_index(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is a NUL-terminated string alive for the call; the
+    // function only reads it.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(i)
+    }
+}
+
 /// Sends `packets` (payload, destination; `None` on a connected socket) in
 /// one `sendmmsg` call (at most 1,024); returns how many the kernel took.
 /// Without `sendmmsg`, one `send_to` each (stopping at the first that would
