@@ -29,20 +29,20 @@ pub enum Family {
     V6,
 }
 
-/// A bad list, with the index of the offending entry.
+/// A bad list, with the index of the offending entry. It displays as the
+/// message (`sendMany: entry 2: ...`); [`code`](Error::code) is node's errno
+/// name for all of them, `EINVAL`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An unconnected list's length is not a multiple of 3.
-    #[error(
-        "EINVAL: sendMany: the list has {0} entries, not a multiple of 3 (data, port, address)"
-    )]
+    #[error("sendMany: the list has {0} entries, not a multiple of 3 (data, port, address)")]
     Length(usize),
     /// Not a payload where one belongs.
-    #[error("EINVAL: sendMany: entry {0} should be the data")]
+    #[error("sendMany: entry {0} should be the data")]
     NotData(usize),
     /// Not a port, or out of range.
-    #[error("EINVAL: sendMany: entry {index}: invalid port {port}")]
+    #[error("sendMany: entry {index}: invalid port {port}")]
     Port {
         /// Where.
         index: usize,
@@ -50,12 +50,10 @@ pub enum Error {
         port: i64,
     },
     /// Not a port where one belongs.
-    #[error("EINVAL: sendMany: entry {0} should be the port")]
+    #[error("sendMany: entry {0} should be the port")]
     NotPort(usize),
     /// Not an IP literal (a host name, or junk).
-    #[error(
-        "EINVAL: sendMany: entry {index}: invalid address {addr:?} (an IP literal is required)"
-    )]
+    #[error("sendMany: entry {index}: invalid address {addr:?} (an IP literal is required)")]
     Addr {
         /// Where.
         index: usize,
@@ -63,7 +61,7 @@ pub enum Error {
         addr: String,
     },
     /// An IPv6 destination on an IPv4 socket.
-    #[error("EINVAL: sendMany: entry {index}: {addr} is IPv6, the socket IPv4")]
+    #[error("sendMany: entry {index}: {addr} is IPv6, the socket IPv4")]
     Family {
         /// Where.
         index: usize,
@@ -71,8 +69,16 @@ pub enum Error {
         addr: IpAddr,
     },
     /// A destination given to a connected socket's list.
-    #[error("EINVAL: sendMany: entry {0}: a connected socket takes no destination")]
+    #[error("sendMany: entry {0}: a connected socket takes no destination")]
     Connected(usize),
+}
+
+impl Error {
+    /// node's errno name: `EINVAL` (a bad argument list).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        "EINVAL"
+    }
 }
 
 /// An IP literal as Bun's `send` takes it: IPv4, or IPv6 with an optional

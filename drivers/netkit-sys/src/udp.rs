@@ -122,12 +122,7 @@ pub fn decode<'a>(
     } else {
         decode_unconnected(list, family_of(sock))
     }
-    .map_err(|e| {
-        Error::os(
-            "EINVAL",
-            e.to_string().trim_start_matches("EINVAL: ").to_owned(),
-        )
-    })
+    .map_err(|e| Error::os(e.code(), e.to_string()))
 }
 
 /// Plans `packets` (GSO where [`gso_works`](shim::gso_works)) and carries
