@@ -342,6 +342,8 @@ mod blocking_udp {
             s.set_ttl(5).unwrap();
             s.set_multicast_ttl(2).unwrap();
             s.set_multicast_loopback(false).unwrap();
+            s.set_send_buffer_size(64 << 10).unwrap();
+            s.set_recv_buffer_size(64 << 10).unwrap();
             assert!(
                 s.add_membership("10.0.0.1", None)
                     .unwrap_err()

@@ -112,6 +112,18 @@ impl UdpSocket<'_> {
         Ok(())
     }
 
+    /// node's `setSendBufferSize` (`SO_SNDBUF`).
+    pub fn set_send_buffer_size(&self, bytes: usize) -> Result<(), Error> {
+        self.open("setSendBufferSize")?;
+        ops::set_send_buffer_size(self.sock, bytes)
+    }
+
+    /// node's `setRecvBufferSize` (`SO_RCVBUF`).
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> Result<(), Error> {
+        self.open("setRecvBufferSize")?;
+        ops::set_recv_buffer_size(self.sock, bytes)
+    }
+
     /// `setBroadcast`.
     pub fn set_broadcast(&self, on: bool) -> Result<(), Error> {
         self.open("setBroadcast")?;

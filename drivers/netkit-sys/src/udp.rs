@@ -151,6 +151,23 @@ fn ipv4(s: &str, what: &str) -> Result<Ipv4Addr, Error> {
         .map_err(|_| Error::os("EINVAL", format!("{what}: {s:?} is not an IPv4 address")))
 }
 
+/// node's `setSendBufferSize` (`SO_SNDBUF`; the kernel doubles it for
+/// its bookkeeping and enforces a floor).
+pub fn set_send_buffer_size(sock: &UdpSocket, bytes: usize) -> Result<(), Error> {
+    opt(
+        "setSendBufferSize",
+        socket2::SockRef::from(sock).set_send_buffer_size(bytes),
+    )
+}
+
+/// node's `setRecvBufferSize` (`SO_RCVBUF`).
+pub fn set_recv_buffer_size(sock: &UdpSocket, bytes: usize) -> Result<(), Error> {
+    opt(
+        "setRecvBufferSize",
+        socket2::SockRef::from(sock).set_recv_buffer_size(bytes),
+    )
+}
+
 /// `setBroadcast`.
 pub fn set_broadcast(sock: &UdpSocket, on: bool) -> Result<(), Error> {
     opt("setBroadcast", sock.set_broadcast(on))
