@@ -34,11 +34,14 @@ impl Fields {
         let mut data = Vec::with_capacity(raw.len() + headers.len() * SPAN);
         data.extend_from_slice(raw);
         for h in headers {
-            for s in [h.name.as_bytes(), h.value] {
-                let start = (s.as_ptr() as usize).wrapping_sub(base) as u32;
-                data.extend_from_slice(&start.to_le_bytes());
-                data.extend_from_slice(&(start + s.len() as u32).to_le_bytes());
+            let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
+            let (n, v) = (at(h.name.as_bytes()), at(h.value));
+            let ends = [n, n + h.name.len() as u32, v, v + h.value.len() as u32];
+            let mut span = [0u8; SPAN];
+            for (out, w) in span.chunks_exact_mut(4).zip(ends) {
+                out.copy_from_slice(&w.to_le_bytes());
             }
+            data.extend_from_slice(&span);
         }
         Self {
             data: data.into_boxed_slice(),

@@ -23,7 +23,8 @@ pub enum RequestKind {
 pub struct Head {
     version: u8,
     status: u16,
-    reason: Box<str>,
+    /// Where the reason phrase is in `fields.raw()` (no allocation of its own).
+    reason: (u32, u32),
     fields: Fields,
 }
 
@@ -43,7 +44,12 @@ impl Head {
     /// The reason phrase (empty when missing or not visible ASCII/Latin-1 text).
     #[must_use]
     pub fn reason(&self) -> &str {
-        &self.reason
+        let (start, end) = (self.reason.0 as usize, self.reason.1 as usize);
+        self.fields
+            .raw()
+            .get(start..end)
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .unwrap_or("")
     }
 
     /// The header fields, in order, repeated names kept.
@@ -65,7 +71,7 @@ impl std::fmt::Debug for Head {
         f.debug_struct("Head")
             .field("version", &self.version)
             .field("status", &self.status)
-            .field("reason", &self.reason)
+            .field("reason", &self.reason())
             .field("headers", &self.fields)
             .finish()
     }
@@ -188,21 +194,8 @@ impl ResponseDecoder {
     fn decode_inner<'a>(&mut self, input: &'a [u8]) -> Result<(usize, Option<Event<'a>>), Error> {
         match &mut self.state {
             State::Head { scanned } => {
-                let Some(end) = head_end(input, scanned) else {
-                    if input.len() > self.limits.max_head {
-                        return Err(Error::HeadTooLarge {
-                            limit: self.limits.max_head,
-                        });
-                    }
-                    return Ok((0, None));
-                };
-                if end > self.limits.max_head {
-                    return Err(Error::HeadTooLarge {
-                        limit: self.limits.max_head,
-                    });
-                }
-                let head = self.parse_head(&input[..end])?;
-                Ok((end, Some(head)))
+                let scanned = *scanned;
+                self.decode_head(input, scanned)
             }
             State::Body(Body::Length { remaining, .. }) => {
                 if *remaining == 0 {
@@ -245,6 +238,46 @@ impl ResponseDecoder {
         }
     }
 
+    /// In a head: `scanned` bytes of `input` were already looked through
+    /// for its end.
+    fn decode_head(
+        &mut self,
+        input: &[u8],
+        mut scanned: usize,
+    ) -> Result<(usize, Option<Event<'static>>), Error> {
+        if scanned == 0 && !input.is_empty() {
+            // First look: httparse finds the end itself, so a head that came
+            // whole is read in one pass. Partial or refused, the scan below
+            // decides, as for any later piece: an error counts only once the
+            // end is known, so every split of the input gives one outcome.
+            let probe = &input[..input.len().min(self.limits.max_head)];
+            if let Some((end, head)) = self.parse_head(probe, true)? {
+                return Ok((end, Some(head)));
+            }
+        }
+        let found = head_end(input, &mut scanned);
+        if let State::Head { scanned: s } = &mut self.state {
+            *s = scanned;
+        }
+        let Some(end) = found else {
+            if input.len() > self.limits.max_head {
+                return Err(Error::HeadTooLarge {
+                    limit: self.limits.max_head,
+                });
+            }
+            return Ok((0, None));
+        };
+        if end > self.limits.max_head {
+            return Err(Error::HeadTooLarge {
+                limit: self.limits.max_head,
+            });
+        }
+        match self.parse_head(&input[..end], false)? {
+            Some((_, head)) => Ok((end, Some(head))),
+            None => Err(Error::BadHead("incomplete head")),
+        }
+    }
+
     /// The connection reached EOF: the end of a close-delimited body, or an
     /// error if the response is incomplete. `Ok(None)` if it was already done.
     pub fn finish(&mut self) -> Result<Option<Event<'static>>, Error> {
@@ -270,7 +303,14 @@ impl ResponseDecoder {
         r
     }
 
-    fn parse_head(&mut self, raw: &[u8]) -> Result<Event<'static>, Error> {
+    /// Parses the head at the start of `input`: its length and event, or
+    /// `None` when `probe` (a first look, not known to hold the whole head)
+    /// and httparse found it partial or refused it.
+    fn parse_head(
+        &mut self,
+        input: &[u8],
+        probe: bool,
+    ) -> Result<Option<(usize, Event<'static>)>, Error> {
         const STACK: usize = 128;
         let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK];
         let mut heap;
@@ -284,9 +324,10 @@ impl ResponseDecoder {
         };
         let mut resp = httparse::Response::new(&mut []);
         let parsed = httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut resp, raw, headers);
-        match parsed {
-            Ok(httparse::Status::Complete(_)) => {}
+            .parse_response_with_uninit_headers(&mut resp, input, headers);
+        let end = match parsed {
+            Ok(httparse::Status::Complete(end)) => end,
+            Ok(httparse::Status::Partial) | Err(_) if probe => return Ok(None),
             Ok(httparse::Status::Partial) => return Err(Error::BadHead("incomplete head")),
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(Error::TooManyHeaders {
@@ -294,7 +335,8 @@ impl ResponseDecoder {
                 });
             }
             Err(e) => return Err(Error::BadHead(parse_error(e))),
-        }
+        };
+        let raw = &input[..end];
         let status = resp.code.unwrap_or(0);
         let version = resp.version.unwrap_or(1);
         let info = (100..200).contains(&status) && status != 101;
@@ -308,12 +350,12 @@ impl ResponseDecoder {
         let head = Head {
             version,
             status,
-            reason: resp.reason.unwrap_or("").into(),
+            reason: span_in(raw, resp.reason.unwrap_or("").as_bytes()),
             fields: Fields::from_parsed(raw, resp.headers),
         };
         if info {
             self.state = State::Head { scanned: 0 };
-            return Ok(Event::Informational(head));
+            return Ok(Some((end, Event::Informational(head))));
         }
         if scan.conflict.is_some() {
             return Err(Error::ConflictingContentLength(
@@ -337,7 +379,7 @@ impl ResponseDecoder {
             persistent && !te_and_cl && !tunnel && !matches!(body, Body::Close { .. });
         self.timeout = scan.timeout;
         self.state = State::Body(body);
-        Ok(Event::Head(head))
+        Ok(Some((end, Event::Head(head))))
     }
 
     /// RFC 9112 §6.3, in order.
@@ -421,6 +463,15 @@ impl Scan {
     }
 }
 
+/// Where `part` (a slice of `raw`, or empty) lies in `raw`.
+fn span_in(raw: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = (part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if !part.is_empty() && end <= raw.len() => (start as u32, end as u32),
+        _ => (0, 0),
+    }
+}
+
 fn lossy(v: &[u8]) -> String {
     String::from_utf8_lossy(v).into_owned()
 }
@@ -456,10 +507,11 @@ fn head_end(input: &[u8], scanned: &mut usize) -> Option<usize> {
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(input.len());
-    let from = (*scanned).max(start);
+    let mut from = (*scanned).max(start);
     // Each LF: the blank line follows as LF or CRLF.
-    for p in memchr::memchr_iter(b'\n', &input[from..]) {
+    while let Some(p) = find_lf(&input[from..]) {
         let lf = from + p;
+        from = lf + 1;
         match &input[lf + 1..] {
             [b'\n', ..] => return Some(lf + 2),
             [b'\r', b'\n', ..] => return Some(lf + 3),
@@ -473,4 +525,14 @@ fn head_end(input: &[u8], scanned: &mut usize) -> Option<usize> {
     }
     *scanned = input.len();
     None
+}
+
+/// The first LF in `hay`. A piece from a slow peer is a few bytes, where a
+/// plain loop beats memchr's setup.
+fn find_lf(hay: &[u8]) -> Option<usize> {
+    if hay.len() < 16 {
+        hay.iter().position(|&b| b == b'\n')
+    } else {
+        memchr::memchr(b'\n', hay)
+    }
 }
