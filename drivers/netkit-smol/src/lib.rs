@@ -64,6 +64,7 @@ mod runtime;
 mod server;
 mod stream;
 mod tls_stream;
+pub mod udp;
 
 pub use netkit_sys::net::Endpoint;
 pub use netkit_sys::tls;
