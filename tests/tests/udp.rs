@@ -633,3 +633,117 @@ mod smol_udp {
         });
     }
 }
+
+mod names {
+    //! The bind host and a connected socket's host as names, resolved once
+    //! through the driver's resolver (DNS included: nsd serves `test.`), on
+    //! both drivers; a name nobody knows is ENOTFOUND.
+
+    use std::cell::RefCell;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use netkit_blocking::EventLoop;
+    use netkit_blocking::udp::{UdpHandler, UdpOptions, UdpSocket as NkSocket};
+    use netkit_sys::resolve::{DnsSettings, HostsFile};
+    use netkit_tests::dns::Nsd;
+    use netkit_tests::servers::Driver;
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    struct Quiet;
+    impl UdpHandler for Quiet {
+        fn data(&mut self, _: &mut NkSocket<'_>, _: &[u8], _: SocketAddr, _: bool) {}
+    }
+
+    /// A resolver that asks only nsd (no hosts file, no resolv.conf).
+    fn resolver(nsd: &Nsd) -> netkit_sys::Resolver {
+        let settings = DnsSettings {
+            resolv_conf: netkit_dns::ResolvConf::default(),
+            servers: Some(vec![nsd.addr]),
+            cache: netkit_dns::cache::CacheConfig::default(),
+            prefer_v6: false,
+        };
+        netkit_sys::Resolver::new(HostsFile::new("/nonexistent"), settings)
+    }
+
+    /// Opens `opts` on driver `d`, sends `msg` on the connected socket, and
+    /// returns (local address, remote address), or the open's error.
+    fn open_and_send(
+        d: Driver,
+        nsd: &Nsd,
+        opts: UdpOptions,
+        msg: &'static [u8],
+    ) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+        match d {
+            Driver::Blocking => {
+                let mut lp = EventLoop::new().unwrap();
+                *lp.resolver() = resolver(nsd);
+                // At once, a name that needs a query is ENOTFOUND...
+                let now = lp.udp(opts.clone(), Quiet).map(|_| ());
+                assert_eq!(
+                    now.unwrap_err().code(),
+                    "ENOTFOUND",
+                    "udp() answers without a query"
+                );
+                // ...resolving first, it binds when the answers arrive.
+                let slot = Rc::new(RefCell::new(None));
+                let s = slot.clone();
+                lp.udp_resolving(opts, Quiet, move |_, r| *s.borrow_mut() = Some(r));
+                lp.run_until(LIMIT, || slot.borrow().is_some()).unwrap();
+                let id = slot
+                    .borrow_mut()
+                    .take()
+                    .unwrap()
+                    .map_err(|e| e.to_string())?;
+                lp.with_udp::<Quiet, _>(id, |_, s| {
+                    assert_eq!(s.send(msg), Ok(true));
+                    (s.local_addr().unwrap(), s.remote_addr())
+                })
+                .ok_or_else(|| "closed".to_owned())
+            }
+            Driver::Smol => {
+                let rt = netkit_smol::Runtime::with_resolver(resolver(nsd));
+                super::smol_udp::run(async {
+                    // The one options type both drivers take.
+                    let s = rt.udp(opts).await.map_err(|e| e.to_string())?;
+                    assert_eq!(s.send(msg), Ok(true));
+                    Ok((s.local_addr().unwrap(), s.remote_addr()))
+                })
+            }
+        }
+    }
+
+    fn connected_to_a_name(d: Driver) {
+        let Some(nsd) = Nsd::start() else {
+            eprintln!("SKIPPED: no nsd here");
+            return;
+        };
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        let to = peer.local_addr().unwrap();
+        // ns.test and echo.test are 127.0.0.1, known only to nsd.
+        let opts = UdpOptions::new("ns.test", 0).connect("echo.test", to.port());
+        let (local, remote) = open_and_send(d, &nsd, opts, b"via nsd").unwrap();
+        assert_eq!(local.ip().to_string(), "127.0.0.1");
+        assert_eq!(remote, Some(to));
+        let mut buf = [0u8; 16];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"via nsd"[..], local));
+    }
+
+    fn unknown_names_are_enotfound(d: Driver) {
+        let Some(nsd) = Nsd::start() else {
+            eprintln!("SKIPPED: no nsd here");
+            return;
+        };
+        let e = open_and_send(d, &nsd, UdpOptions::new("nope.test", 0), b"x").unwrap_err();
+        assert_eq!(e, "ENOTFOUND: getaddrinfo nope.test");
+        let opts = UdpOptions::new("127.0.0.1", 0).connect("nope.test", 9);
+        let e = open_and_send(d, &nsd, opts, b"x").unwrap_err();
+        assert_eq!(e, "ENOTFOUND: getaddrinfo nope.test");
+    }
+
+    netkit_tests::both_drivers!(connected_to_a_name, unknown_names_are_enotfound);
+}
