@@ -17,7 +17,7 @@
 //! ```no_run
 //! use netkit_smol::udp::{UdpOptions, UdpSocket};
 //!
-//! smol::block_on(async {
+//! let served: Result<(), netkit_smol::Error> = smol::block_on(async {
 //!     let sock = UdpSocket::bind(UdpOptions::new("127.0.0.1", 9000)).await?;
 //!     let mut buf = vec![0u8; 2048];
 //!     loop {
@@ -26,9 +26,7 @@
 //!             sock.writable().await?; // backpressure: the drain
 //!         }
 //!     }
-//! })
-//! # ;
-//! # Ok::<(), netkit_smol::Error>(())
+//! });
 //! ```
 
 use std::fmt;
