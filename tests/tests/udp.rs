@@ -469,3 +469,399 @@ mod blocking_udp {
         assert!(log.data.iter().all(|(_, f)| *f == a.local_addr().unwrap()));
     }
 }
+
+mod smol_udp {
+    //! netkit_smol::udp::UdpSocket over loopback: echo, sendMany in both
+    //! forms with Bun's exact count, IPv4 and IPv6, a connected socket and
+    //! its ICMP errors, backpressure and the drain, options.
+
+    use std::net::{SocketAddr, UdpSocket};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures_lite::future;
+    use netkit_smol::udp::{Arg, UdpOptions, UdpSocket as NkSocket};
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    /// `f` bounded by LIMIT (a hang fails the test instead of stalling it).
+    pub(super) fn run<T>(f: impl Future<Output = T>) -> T {
+        smol::block_on(future::or(f, async {
+            smol::Timer::after(LIMIT).await;
+            panic!("timed out after {LIMIT:?}")
+        }))
+    }
+
+    fn hosts() -> Vec<&'static str> {
+        let mut h = vec!["127.0.0.1"];
+        if netkit_sys::sys::caps::caps().ipv6_loopback {
+            h.push("::1");
+        } else {
+            eprintln!("SKIPPED (IPv6 half): no IPv6 loopback here");
+        }
+        h
+    }
+
+    fn peer(host: &str) -> UdpSocket {
+        let p = UdpSocket::bind(SocketAddr::new(host.parse().unwrap(), 0)).unwrap();
+        p.set_read_timeout(Some(LIMIT)).unwrap();
+        p
+    }
+
+    fn recv(p: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = [0u8; 2048];
+        let (n, from) = p.recv_from(&mut buf).unwrap();
+        (buf[..n].to_vec(), from)
+    }
+
+    #[test]
+    fn echo_and_send_many_in_both_forms() {
+        for host in hosts() {
+            run(async {
+                let s = NkSocket::bind(UdpOptions::new(host, 0)).await.unwrap();
+                let addr = s.local_addr().unwrap();
+                assert_eq!(addr.ip().to_string(), host);
+                let p = peer(host);
+                let to = p.local_addr().unwrap();
+                // Echo: recv_from, then send_to the sender.
+                p.send_to(b"ping", addr).unwrap();
+                let mut buf = vec![0u8; 64];
+                let (n, from, truncated) = s.recv_from(&mut buf).await.unwrap();
+                assert_eq!((&buf[..n], from, truncated), (&b"ping"[..], to, false));
+                assert_eq!(s.send_to(&buf[..n], from), Ok(true));
+                assert_eq!(recv(&p), (b"ping".to_vec(), addr));
+                // sendMany unconnected: equal sizes (GSO where the kernel
+                // has it), an empty datagram, a longer one; Bun's count.
+                let ip = to.ip().to_string();
+                let port = i64::from(to.port());
+                let mut list = Vec::new();
+                for d in [&b"aa"[..], b"bb", b"", b"longer"] {
+                    list.extend([Arg::Data(d), Arg::Port(port), Arg::Addr(&ip)]);
+                }
+                assert_eq!(s.send_many(&list), Ok(4));
+                for want in [&b"aa"[..], b"bb", b"", b"longer"] {
+                    assert_eq!(recv(&p), (want.to_vec(), addr));
+                }
+                // A name where an IP literal is required, an odd list: EINVAL.
+                let bad = [Arg::Data(b"x"), Arg::Port(port), Arg::Addr("localhost")];
+                let e = s.send_many(&bad).unwrap_err().to_string();
+                assert!(e.starts_with("EINVAL: sendMany: entry 2"), "{e}");
+                assert!(s.send_many(&[Arg::Data(b"x"), Arg::Port(port)]).is_err());
+                // A receive batch: three datagrams, one recv_many (or more).
+                for d in [&b"r1"[..], b"r2", b"r3"] {
+                    p.send_to(d, addr).unwrap();
+                }
+                let mut bufs = vec![vec![0u8; 64]; 8];
+                let mut out = Vec::new();
+                let mut got = Vec::new();
+                while got.len() < 3 {
+                    s.recv_many(&mut bufs, &mut out).await.unwrap();
+                    for (r, b) in out.iter().zip(&bufs) {
+                        assert_eq!(r.from, Some(to));
+                        got.push(b[..r.len].to_vec());
+                    }
+                }
+                assert_eq!(got, [b"r1".to_vec(), b"r2".to_vec(), b"r3".to_vec()]);
+                // sendMany connected: data only; a destination is refused.
+                let c = NkSocket::bind(UdpOptions::new(host, 0).connect(ip.clone(), to.port()))
+                    .await
+                    .unwrap();
+                assert_eq!(c.remote_addr(), Some(to));
+                let list = [Arg::Data(b"c1"), Arg::Data(b"c2"), Arg::Data(b"c3")];
+                assert_eq!(c.send_many(&list), Ok(3));
+                for want in [&b"c1"[..], b"c2", b"c3"] {
+                    assert_eq!(recv(&p).0, want);
+                }
+                assert!(c.send_to(b"x", to).is_err());
+                assert!(
+                    c.send_many(&[Arg::Data(b"x"), Arg::Port(port), Arg::Addr(&ip)])
+                        .is_err()
+                );
+            });
+        }
+    }
+
+    #[test]
+    fn a_connected_socket_and_its_icmp_errors() {
+        for host in hosts() {
+            run(async {
+                let p = peer(host);
+                let to = p.local_addr().unwrap();
+                let s = NkSocket::bind(UdpOptions::new(host, 0).connect(host, to.port()))
+                    .await
+                    .unwrap();
+                assert_eq!(s.send(b"hello"), Ok(true));
+                let (got, from) = recv(&p);
+                assert_eq!(
+                    (got.as_slice(), from),
+                    (&b"hello"[..], s.local_addr().unwrap())
+                );
+                p.send_to(b"back", from).unwrap();
+                let mut buf = [0u8; 16];
+                let (n, _, _) = s.recv_from(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], b"back");
+                // The peer goes away: the ICMP port unreachable surfaces as
+                // ECONNREFUSED on a later call, and the socket stays usable.
+                drop(p);
+                let _ = s.send(b"anyone?");
+                let e = s.recv_from(&mut buf).await.unwrap_err().to_string();
+                assert!(e.starts_with("ECONNREFUSED"), "{e}");
+                let again = UdpSocket::bind(to).unwrap();
+                again.set_read_timeout(Some(LIMIT)).unwrap();
+                assert_eq!(s.send(b"again"), Ok(true));
+                assert_eq!(recv(&again).0, b"again");
+            });
+        }
+    }
+
+    /// A tiny send buffer and a receiver draining in another thread: every
+    /// datagram the counts claim arrives, once, in order; when the kernel
+    /// pushes back (a short count), `writable` resolves and the rest goes.
+    /// The sender keeps at most a window ahead of what the receiver has read
+    /// (UDP has no flow control: a receive buffer overrun would drop).
+    #[test]
+    fn backpressure_loses_nothing_the_count_claims() {
+        const N: usize = 20_000;
+        const WINDOW: usize = 64;
+        let rx = peer("127.0.0.1");
+        let to = rx.local_addr().unwrap();
+        let read = Arc::new(AtomicUsize::new(0));
+        let r = read.clone();
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::with_capacity(N);
+            let mut buf = [0u8; 2048];
+            while seen.len() < N {
+                let Ok(n) = rx.recv(&mut buf) else { break };
+                assert_eq!(n, 1200);
+                seen.push(u32::from_be_bytes(buf[..4].try_into().unwrap()));
+                r.store(seen.len(), Ordering::Release);
+            }
+            seen
+        });
+        let payloads: Vec<Vec<u8>> = (0..N as u32)
+            .map(|i| {
+                let mut v = i.to_be_bytes().to_vec();
+                v.resize(1200, 0);
+                v
+            })
+            .collect();
+        let (short, calls) = run(async {
+            let opts = UdpOptions::new("127.0.0.1", 0).connect("127.0.0.1", to.port());
+            let s = NkSocket::bind(opts).await.unwrap();
+            socket2::SockRef::from(s.get_ref())
+                .set_send_buffer_size(1)
+                .unwrap();
+            let (mut short, mut calls, mut i) = (0, 0, 0);
+            while i < N {
+                // A bounded wait for the reader to be within a window.
+                let end = std::time::Instant::now() + LIMIT;
+                while i - read.load(Ordering::Acquire) >= WINDOW {
+                    assert!(std::time::Instant::now() < end, "the reader stalled");
+                    std::thread::yield_now();
+                }
+                let list: Vec<Arg<'_>> = payloads[i..(i + WINDOW / 2).min(N)]
+                    .iter()
+                    .map(|d| Arg::Data(d))
+                    .collect();
+                let n = s.send_many(&list).unwrap();
+                calls += 1;
+                assert!(n <= list.len());
+                i += n;
+                if n < list.len() {
+                    short += 1;
+                    s.writable().await.unwrap();
+                }
+            }
+            // And the convenience: all of a list, waiting as needed.
+            (short, calls)
+        });
+        let seen = reader.join().unwrap();
+        assert_eq!(seen.len(), N, "every datagram counted arrived");
+        assert!(
+            seen.iter().enumerate().all(|(i, v)| *v as usize == i),
+            "in order, once"
+        );
+        eprintln!("backpressure: {short} short sendMany counts in {calls} calls");
+    }
+
+    /// `send_many_all` sends a list longer than the kernel takes at once,
+    /// and the options of step one behave as on the blocking loop.
+    #[test]
+    fn send_many_all_and_options() {
+        run(async {
+            let p = peer("127.0.0.1");
+            let to = p.local_addr().unwrap();
+            let s = NkSocket::bind(UdpOptions::new("127.0.0.1", 0))
+                .await
+                .unwrap();
+            let ip = to.ip().to_string();
+            let port = i64::from(to.port());
+            let mut list = Vec::new();
+            for _ in 0..100 {
+                list.extend([Arg::Data(b"m"), Arg::Port(port), Arg::Addr(&ip)]);
+            }
+            assert_eq!(s.send_many_all(&list).await, Ok(100));
+            for _ in 0..100 {
+                assert_eq!(recv(&p).0, b"m");
+            }
+            s.writable().await.unwrap();
+            s.set_broadcast(true).unwrap();
+            s.set_ttl(5).unwrap();
+            s.set_multicast_ttl(2).unwrap();
+            s.set_multicast_loopback(false).unwrap();
+            s.set_multicast_interface("127.0.0.1").unwrap();
+            s.add_membership("239.255.0.77", Some("127.0.0.1")).unwrap();
+            s.drop_membership("239.255.0.77", Some("127.0.0.1"))
+                .unwrap();
+            let e = |r: Result<(), netkit_sys::Error>| r.unwrap_err().to_string();
+            assert_eq!(
+                e(s.add_membership("10.0.0.1", None)),
+                "EINVAL: addMembership: \"10.0.0.1\" is not a multicast group"
+            );
+            assert_eq!(
+                e(s.add_source_specific_membership("::1", "232.1.1.1", None)),
+                "EINVAL: addSourceSpecificMembership: the source ::1 is IPv6, the group 232.1.1.1 IPv4"
+            );
+            assert_eq!(
+                e(s.add_source_specific_membership("::1", "ff3e::1", None)),
+                "EINVAL: addSourceSpecificMembership: an IPv6 group on an IPv4 socket"
+            );
+            // Leaving what was never joined: the kernel's error, named.
+            let left = e(s.drop_source_specific_membership("127.0.0.1", "232.1.1.1", None));
+            assert!(
+                left.starts_with('E') && left.contains(": dropSourceSpecificMembership"),
+                "{left}"
+            );
+            // One socket shared by a receiving and a sending task.
+            let s = Arc::new(s);
+            let me = s.local_addr().unwrap();
+            let rx = {
+                let s = s.clone();
+                smol::spawn(async move {
+                    let mut buf = [0u8; 16];
+                    let (n, from, _) = s.recv_from(&mut buf).await.unwrap();
+                    (buf[..n].to_vec(), from)
+                })
+            };
+            p.send_to(b"shared", me).unwrap();
+            assert_eq!(rx.await, (b"shared".to_vec(), to));
+            assert_eq!(s.send_to(b"too", to), Ok(true));
+            assert_eq!(recv(&p).0, b"too");
+        });
+    }
+}
+
+mod names {
+    //! The bind host and a connected socket's host as names, resolved once
+    //! through the driver's resolver (DNS included: nsd serves `test.`), on
+    //! both drivers; a name nobody knows is ENOTFOUND.
+
+    use std::cell::RefCell;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use netkit_blocking::EventLoop;
+    use netkit_blocking::udp::{UdpHandler, UdpOptions, UdpSocket as NkSocket};
+    use netkit_sys::resolve::{DnsSettings, HostsFile};
+    use netkit_tests::dns::Nsd;
+    use netkit_tests::servers::Driver;
+
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    struct Quiet;
+    impl UdpHandler for Quiet {
+        fn data(&mut self, _: &mut NkSocket<'_>, _: &[u8], _: SocketAddr, _: bool) {}
+    }
+
+    /// A resolver that asks only nsd (no hosts file, no resolv.conf).
+    fn resolver(nsd: &Nsd) -> netkit_sys::Resolver {
+        let settings = DnsSettings {
+            resolv_conf: netkit_dns::ResolvConf::default(),
+            servers: Some(vec![nsd.addr]),
+            cache: netkit_dns::cache::CacheConfig::default(),
+            prefer_v6: false,
+        };
+        netkit_sys::Resolver::new(HostsFile::new("/nonexistent"), settings)
+    }
+
+    /// Opens `opts` on driver `d`, sends `msg` on the connected socket, and
+    /// returns (local address, remote address), or the open's error.
+    fn open_and_send(
+        d: Driver,
+        nsd: &Nsd,
+        opts: UdpOptions,
+        msg: &'static [u8],
+    ) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+        match d {
+            Driver::Blocking => {
+                let mut lp = EventLoop::new().unwrap();
+                *lp.resolver() = resolver(nsd);
+                // At once, a name that needs a query is ENOTFOUND...
+                let now = lp.udp(opts.clone(), Quiet).map(|_| ());
+                assert_eq!(
+                    now.unwrap_err().code(),
+                    "ENOTFOUND",
+                    "udp() answers without a query"
+                );
+                // ...resolving first, it binds when the answers arrive.
+                let slot = Rc::new(RefCell::new(None));
+                let s = slot.clone();
+                lp.udp_resolving(opts, Quiet, move |_, r| *s.borrow_mut() = Some(r));
+                lp.run_until(LIMIT, || slot.borrow().is_some()).unwrap();
+                let id = slot
+                    .borrow_mut()
+                    .take()
+                    .unwrap()
+                    .map_err(|e| e.to_string())?;
+                lp.with_udp::<Quiet, _>(id, |_, s| {
+                    assert_eq!(s.send(msg), Ok(true));
+                    (s.local_addr().unwrap(), s.remote_addr())
+                })
+                .ok_or_else(|| "closed".to_owned())
+            }
+            Driver::Smol => {
+                let rt = netkit_smol::Runtime::with_resolver(resolver(nsd));
+                super::smol_udp::run(async {
+                    // The one options type both drivers take.
+                    let s = rt.udp(opts).await.map_err(|e| e.to_string())?;
+                    assert_eq!(s.send(msg), Ok(true));
+                    Ok((s.local_addr().unwrap(), s.remote_addr()))
+                })
+            }
+        }
+    }
+
+    fn connected_to_a_name(d: Driver) {
+        let Some(nsd) = Nsd::start() else {
+            eprintln!("SKIPPED: no nsd here");
+            return;
+        };
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(LIMIT)).unwrap();
+        let to = peer.local_addr().unwrap();
+        // ns.test and echo.test are 127.0.0.1, known only to nsd.
+        let opts = UdpOptions::new("ns.test", 0).connect("echo.test", to.port());
+        let (local, remote) = open_and_send(d, &nsd, opts, b"via nsd").unwrap();
+        assert_eq!(local.ip().to_string(), "127.0.0.1");
+        assert_eq!(remote, Some(to));
+        let mut buf = [0u8; 16];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"via nsd"[..], local));
+    }
+
+    fn unknown_names_are_enotfound(d: Driver) {
+        let Some(nsd) = Nsd::start() else {
+            eprintln!("SKIPPED: no nsd here");
+            return;
+        };
+        let e = open_and_send(d, &nsd, UdpOptions::new("nope.test", 0), b"x").unwrap_err();
+        assert_eq!(e, "ENOTFOUND: getaddrinfo nope.test");
+        let opts = UdpOptions::new("127.0.0.1", 0).connect("nope.test", 9);
+        let e = open_and_send(d, &nsd, opts, b"x").unwrap_err();
+        assert_eq!(e, "ENOTFOUND: getaddrinfo nope.test");
+    }
+
+    netkit_tests::both_drivers!(connected_to_a_name, unknown_names_are_enotfound);
+}

@@ -288,10 +288,10 @@ impl EventLoop {
     }
 
     /// Binds a UDP socket (Bun's `udpSocket`) driven by `handler` on this
-    /// loop. The bind address (and a `connect` host) may be an IP literal
-    /// or a name the hosts file or the DNS cache answers at once; a name
-    /// that needs a query is `ENOTFOUND` here (resolve it first with
-    /// [`lookup`](Self::lookup)).
+    /// loop, at once. The bind address (and a `connect` host) may be an IP
+    /// literal or a name the hosts file or the DNS cache answers without a
+    /// query; a name that needs a query is `ENOTFOUND` here: for those, use
+    /// [`udp_resolving`](Self::udp_resolving).
     pub fn udp<H: crate::udp::UdpHandler>(
         &mut self,
         opts: crate::udp::UdpOptions,
@@ -300,10 +300,60 @@ impl EventLoop {
         let now = Instant::now();
         let ip = self.resolver.lookup_now(now, &opts.hostname)?;
         let peer = match &opts.connect {
-            Some((host, _)) => Some(self.resolver.lookup_now(now, host)?),
+            Some((host, _)) => {
+                let addrs = match self.resolver.lookup(now, host) {
+                    Resolution::Ready(r) => r?,
+                    Resolution::Pending(r) => {
+                        self.resolver.forget(r);
+                        Vec::new()
+                    }
+                };
+                Some(netkit_sys::udp::pick_peer(ip, host, &addrs)?)
+            }
             None => None,
         };
-        let source = crate::udp::UdpSource::bind(&opts, ip, peer, handler)?;
+        self.udp_at(&opts, ip, peer, handler)
+    }
+
+    /// Binds a UDP socket like [`udp`](Self::udp), resolving the bind host
+    /// and the `connect` host through the loop's resolver first, DNS
+    /// included (once each, asynchronously: the loop runs meanwhile). `done`
+    /// runs on the loop with the socket's id once it is bound (the handler
+    /// hears its datagrams from then on), or with the error: `ENOTFOUND` for
+    /// a name nobody knows, a bind or connect error, and `handler` dropped.
+    pub fn udp_resolving<H: crate::udp::UdpHandler>(
+        &mut self,
+        opts: crate::udp::UdpOptions,
+        handler: H,
+        done: impl FnOnce(&mut Self, Result<UdpId, Error>) + 'static,
+    ) {
+        let host = opts.hostname.clone();
+        self.lookup(&host.clone(), Family::Any, move |lp, r| {
+            let ip = match r.and_then(|a| netkit_sys::udp::pick_bind(&host, &a)) {
+                Ok(ip) => ip,
+                Err(e) => return done(lp, Err(e)),
+            };
+            let Some((peer_host, _)) = opts.connect.clone() else {
+                let r = lp.udp_at(&opts, ip, None, handler);
+                return done(lp, r);
+            };
+            lp.lookup(&peer_host.clone(), Family::Any, move |lp, r| {
+                let r = r
+                    .and_then(|a| netkit_sys::udp::pick_peer(ip, &peer_host, &a))
+                    .and_then(|peer| lp.udp_at(&opts, ip, Some(peer), handler));
+                done(lp, r);
+            });
+        });
+    }
+
+    fn udp_at<H: crate::udp::UdpHandler>(
+        &mut self,
+        opts: &crate::udp::UdpOptions,
+        ip: IpAddr,
+        peer: Option<IpAddr>,
+        handler: H,
+    ) -> Result<UdpId, Error> {
+        let source = crate::udp::UdpSource::bind(opts, ip, peer, handler)?;
         let id = self
             .add_source(source, |s, cx| s.start(cx))
             .map_err(|e| netkit_sys::os_error(&e, "udp"))?;

@@ -11,6 +11,8 @@
 //! future (one thread) and [`Server::run_with`] hands them to your executor
 //! (for example smol's multi-threaded one). What a process's connections share
 //! (the resolver, later the HTTP pool) lives in a [`Runtime`].
+//! [`udp::UdpSocket`] is Bun's `udpSocket` (sends that never wait and
+//! return Bun's count, `writable` as the drain, batched receives).
 //! [`TlsStream`] is an `AsyncRead`/`AsyncWrite` TLS stream over any transport,
 //! another `TlsStream` included (TLS inside TLS, for proxy tunnels).
 //!
@@ -64,6 +66,7 @@ mod runtime;
 mod server;
 mod stream;
 mod tls_stream;
+pub mod udp;
 
 pub use netkit_sys::net::Endpoint;
 pub use netkit_sys::tls;

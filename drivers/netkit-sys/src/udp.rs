@@ -59,6 +59,32 @@ pub fn family_of(sock: &UdpSocket) -> Family {
     }
 }
 
+/// The address to bind among a bind host's addresses: the first
+/// (`ENOTFOUND` when there is none).
+pub fn pick_bind(host: &str, addrs: &[IpAddr]) -> Result<IpAddr, Error> {
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
+}
+
+/// The peer to connect to among a connect host's addresses, for a socket
+/// bound to `bind`: the first of the socket's family (an IPv6 socket takes
+/// an IPv4 address, mapped, when the host has no IPv6 one); `ENOTFOUND`
+/// when there is none, `EAFNOSUPPORT` when only the other family is there.
+pub fn pick_peer(bind: IpAddr, host: &str, addrs: &[IpAddr]) -> Result<IpAddr, Error> {
+    let same = addrs.iter().find(|a| a.is_ipv4() == bind.is_ipv4());
+    match (same, addrs.first()) {
+        (Some(a), _) => Ok(*a),
+        (None, Some(a)) if bind.is_ipv6() => Ok(*a),
+        (None, Some(_)) => Err(Error::os(
+            "EAFNOSUPPORT",
+            format!("connect {host}: no IPv4 address for an IPv4 socket"),
+        )),
+        (None, None) => Err(Error::os("ENOTFOUND", format!("getaddrinfo {host}"))),
+    }
+}
+
 /// Binds `ip:opts.port` and, when `opts` connect, connects to `peer` at
 /// their port (an IPv4 peer of an IPv6 socket as a mapped address);
 /// non-blocking. The names were resolved by the caller. Returns the socket
