@@ -405,57 +405,18 @@ pub fn recv_many(
     Ok(1)
 }
 
+/// `recvmmsg` without GRO: the GRO form (a socket without `UDP_GRO` never
+/// gets its control message), each buffer one datagram.
 #[cfg(target_os = "linux")]
 fn recvmmsg(sock: &UdpSocket, bufs: &mut [Vec<u8>], out: &mut Vec<Received>) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let n = bufs.len().min(1024);
-    let mut iovs: Vec<libc::iovec> = bufs[..n]
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    // SAFETY: sockaddr_storage is plain C data; all-zero is valid.
-    let mut names: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; n];
-    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
-    for i in 0..n {
-        // SAFETY: plain C data, all-zero valid.
-        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        // SAFETY: `i < n`, inside `iovs` and `names`, which outlive the call unmoved.
-        unsafe {
-            m.msg_hdr.msg_iov = iovs.as_mut_ptr().add(i);
-            m.msg_hdr.msg_name = names.as_mut_ptr().add(i).cast();
-        }
-        m.msg_hdr.msg_iovlen = 1;
-        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        msgs.push(m);
-    }
-    // SAFETY: `n` initialised headers, each with one iovec over a live buffer
-    // of its stated length and a name buffer of its stated size; the kernel
-    // writes at most that much into each. MSG_WAITFORONE: block (per the
-    // socket's mode and timeout) for the first datagram only.
-    let r = unsafe {
-        libc::recvmmsg(
-            sock.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_WAITFORONE,
-            std::ptr::null_mut(),
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let r = r as usize;
-    for (m, name) in msgs.iter().zip(&names).take(r) {
-        out.push(Received {
-            len: m.msg_len as usize,
-            from: to_socket_addr(name),
-            truncated: m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
-        });
-    }
-    Ok(r)
+    let mut got = Vec::with_capacity(bufs.len().min(1024));
+    let n = recvmmsg_gro(sock, bufs, &mut got)?;
+    out.extend(got.into_iter().map(|r| Received {
+        len: r.len,
+        from: r.from,
+        truncated: r.truncated,
+    }));
+    Ok(n)
 }
 
 #[cfg(not(target_os = "linux"))]

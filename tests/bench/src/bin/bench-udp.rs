@@ -311,24 +311,18 @@ fn wait_readable(sock: &UdpSocket) {
     unsafe { libc::poll(&mut p, 1, 50) };
 }
 
-/// Bun's `sendMany` (tests/bench/bun/udp_send.mjs) as a whole process for
-/// `window`: delivered datagrams/s over the process's whole run (its start
-/// included, some milliseconds of a window of seconds).
-fn run_bun(bun: &PathBuf, to: SocketAddr, window: Duration, received: &AtomicU64) -> Option<f64> {
-    let script = netkit_tests::workspace_root().join("tests/bench/bun/udp_send.mjs");
+/// A sender process run to its end: datagrams the receiver counted per
+/// second of its whole run (its start included).
+fn run_process(mut cmd: Command, what: &str, received: &AtomicU64) -> Option<f64> {
     let before = received.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let out = Command::new(bun)
-        .arg(&script)
-        .arg(to.port().to_string())
-        .arg(window.as_secs_f64().to_string())
-        .output()
-        .ok()?;
+    let out = cmd.output().ok()?;
     let elapsed = t0.elapsed();
+    // Let the receiver drain what is queued.
     std::thread::sleep(Duration::from_millis(50));
     if !out.status.success() {
         eprintln!(
-            "bench-udp: bun udp_send.mjs failed: {}",
+            "bench-udp: {what} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         return None;
@@ -337,7 +331,16 @@ fn run_bun(bun: &PathBuf, to: SocketAddr, window: Duration, received: &AtomicU64
     Some(got as f64 / elapsed.as_secs_f64())
 }
 
-/// `netkit udp send --repeat N` as a whole process: delivered datagrams/s.
+/// Bun's `sendMany` (tests/bench/bun/udp_send.mjs) flat out for `window`.
+fn run_bun(bun: &PathBuf, to: SocketAddr, window: Duration, received: &AtomicU64) -> Option<f64> {
+    let mut c = Command::new(bun);
+    c.arg(netkit_tests::workspace_root().join("tests/bench/bun/udp_send.mjs"))
+        .arg(to.port().to_string())
+        .arg(window.as_secs_f64().to_string());
+    run_process(c, "bun udp_send.mjs", received)
+}
+
+/// `netkit udp send --repeat N`, about `window` worth.
 fn run_cli(
     netkit: &PathBuf,
     to: SocketAddr,
@@ -347,30 +350,16 @@ fn run_cli(
     let msg = "z".repeat(SIZE);
     // About `window` worth at the sendmmsg rate measured here (~1M/s), in rounds of 64.
     let repeat = ((window.as_secs_f64() * 1_000_000.0) as u64 / BURST as u64).max(1);
-    let before = received.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    let out = Command::new(netkit)
-        .args([
-            "udp",
-            "send",
-            "--repeat",
-            &repeat.to_string(),
-            &to.to_string(),
-        ])
-        .args(std::iter::repeat_n(msg.as_str(), BURST))
-        .output()
-        .ok()?;
-    let elapsed = t0.elapsed();
-    std::thread::sleep(Duration::from_millis(50));
-    if !out.status.success() {
-        eprintln!(
-            "bench-udp: netkit udp send failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    let got = received.load(Ordering::Relaxed) - before;
-    Some(got as f64 / elapsed.as_secs_f64())
+    let mut c = Command::new(netkit);
+    c.args([
+        "udp",
+        "send",
+        "--repeat",
+        &repeat.to_string(),
+        &to.to_string(),
+    ])
+    .args(std::iter::repeat_n(msg.as_str(), BURST));
+    run_process(c, "netkit udp send", received)
 }
 
 fn main() -> ExitCode {
