@@ -493,6 +493,57 @@ mod smol_udp {
         }))
     }
 
+    /// A GSO batch (equal segments, a shorter tail) and then an empty
+    /// datagram to a smol socket: with GRO on, the kernel may coalesce the
+    /// batch, and `recv_from` and `recv_many` still hand out each datagram
+    /// on its own, in order.
+    #[test]
+    fn coalesced_datagrams_come_out_one_by_one() {
+        use netkit_sys::sys::udp;
+        run(async {
+            let s = NkSocket::bind(UdpOptions::new("127.0.0.1", 0))
+                .await
+                .unwrap();
+            let to = s.local_addr().unwrap();
+            let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let want: Vec<Vec<u8>> = (0..25u8)
+                .map(|i| vec![i; if i == 24 { 5 } else { 1200 }])
+                .collect();
+            for _ in 0..2 {
+                if udp::gso_works() {
+                    let data = want.concat();
+                    udp::send_gso(&a, &data, 1200, Some(to)).unwrap();
+                } else {
+                    for w in &want {
+                        a.send_to(w, to).unwrap();
+                    }
+                }
+                a.send_to(b"", to).unwrap();
+            }
+            let mut expect = want.clone();
+            expect.push(Vec::new());
+            let mut buf = vec![0u8; 2048];
+            let mut got = Vec::new();
+            while got.len() < expect.len() {
+                let (n, from, cut) = s.recv_from(&mut buf).await.unwrap();
+                assert_eq!((from, cut), (a.local_addr().unwrap(), false));
+                got.push(buf[..n].to_vec());
+            }
+            assert_eq!(got, expect, "through recv_from");
+            let mut bufs = vec![vec![0u8; 2048]; 8];
+            let mut out = Vec::new();
+            let mut got = Vec::new();
+            while got.len() < expect.len() {
+                let n = s.recv_many(&mut bufs, &mut out).await.unwrap();
+                for (r, b) in out.iter().zip(&bufs).take(n) {
+                    assert!(!r.truncated);
+                    got.push(b[..r.len].to_vec());
+                }
+            }
+            assert_eq!(got, expect, "through recv_many");
+        });
+    }
+
     fn hosts() -> Vec<&'static str> {
         let mut h = vec!["127.0.0.1"];
         if netkit_sys::sys::caps::caps().ipv6_loopback {

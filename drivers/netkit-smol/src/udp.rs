@@ -52,6 +52,54 @@ pub struct UdpSocket {
     connected: Option<SocketAddr>,
     /// Bun's accounting of the last send: whether a drain is owed.
     sender: Mutex<Sender>,
+    /// With `UDP_GRO` on (where the kernel has it): the last coalesced
+    /// buffer, handed out one datagram per receive.
+    gro: Option<Mutex<Coalesced>>,
+}
+
+/// A GRO buffer being handed out: `buf[pos..len]` are the datagrams left
+/// (while `left`; an empty datagram is one too), each `segment` bytes but
+/// the last (0: one datagram).
+struct Coalesced {
+    buf: Vec<u8>,
+    len: usize,
+    pos: usize,
+    left: bool,
+    segment: usize,
+    from: Option<SocketAddr>,
+    truncated: bool,
+}
+
+impl Coalesced {
+    /// Copies the next datagram into `out`: (length copied, sender,
+    /// truncated); `None` when none is left.
+    fn next_into(&mut self, out: &mut [u8]) -> Option<(usize, Option<SocketAddr>, bool)> {
+        if !self.left {
+            return None;
+        }
+        let end = if self.segment == 0 {
+            self.len
+        } else {
+            (self.pos + self.segment).min(self.len)
+        };
+        let piece = &self.buf[self.pos..end];
+        let n = piece.len().min(out.len());
+        out[..n].copy_from_slice(&piece[..n]);
+        self.pos = end;
+        self.left = end < self.len;
+        // Only a buffer's last datagram can have lost its tail in the kernel.
+        let cut = piece.len() > out.len() || (self.truncated && end == self.len);
+        Some((n, self.from, cut))
+    }
+
+    /// Reads the next buffer from `sock` (non-blocking).
+    fn fill(&mut self, sock: &std::net::UdpSocket) -> std::io::Result<()> {
+        let r = shim::recv_gro(sock, &mut self.buf)?;
+        (self.len, self.pos, self.segment) = (r.len, 0, r.segment);
+        self.left = true;
+        (self.from, self.truncated) = (r.from, r.truncated);
+        Ok(())
+    }
 }
 
 impl fmt::Debug for UdpSocket {
@@ -75,11 +123,23 @@ impl Runtime {
             None => None,
         };
         let (sock, connected) = ops::bind(&opts, ip, peer)?;
+        let gro = shim::enable_gro(&sock).then(|| {
+            Mutex::new(Coalesced {
+                buf: vec![0; 64 * 1024],
+                len: 0,
+                pos: 0,
+                left: false,
+                segment: 0,
+                from: None,
+                truncated: false,
+            })
+        });
         let io = Async::new(sock).map_err(|e| os_error(&e, "bind"))?;
         Ok(UdpSocket {
             io,
             connected,
             sender: Mutex::new(Sender::new()),
+            gro,
         })
     }
 }
@@ -154,6 +214,26 @@ impl UdpSocket {
     /// error on a connected socket (its peer's port closed) is
     /// `ECONNREFUSED` here, and the socket stays usable.
     pub async fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr, bool), Error> {
+        if let Some(gro) = &self.gro {
+            // One datagram of the coalesced buffer per call; a new buffer
+            // is read when it is used up.
+            return loop {
+                let got = self
+                    .io
+                    .read_with(|s| {
+                        let mut g = gro.lock().unwrap_or_else(PoisonError::into_inner);
+                        if !g.left {
+                            g.fill(s)?;
+                        }
+                        Ok(g.next_into(buf))
+                    })
+                    .await
+                    .map_err(|e| os_error(&e, "recv"))?;
+                if let Some((n, Some(from), cut)) = got {
+                    break Ok((n, from, cut));
+                }
+            };
+        }
         loop {
             let r = self
                 .io
@@ -180,6 +260,32 @@ impl UdpSocket {
         if bufs.is_empty() {
             out.clear();
             return Ok(0);
+        }
+        if let Some(gro) = &self.gro {
+            // The first datagram waits; the rest are what is already
+            // coalesced or queued.
+            out.clear();
+            let (len, from, truncated) = self.recv_from(&mut bufs[0]).await?;
+            out.push(Received {
+                len,
+                from: Some(from),
+                truncated,
+            });
+            let mut g = gro.lock().unwrap_or_else(PoisonError::into_inner);
+            for b in &mut bufs[1..] {
+                if !g.left && g.fill(self.io.get_ref()).is_err() {
+                    break;
+                }
+                match g.next_into(b) {
+                    Some((len, from, truncated)) => out.push(Received {
+                        len,
+                        from,
+                        truncated,
+                    }),
+                    None => break,
+                }
+            }
+            return Ok(out.len());
         }
         self.io
             .read_with(|s| shim::recv_many(s, bufs, out))
