@@ -99,13 +99,19 @@ fn uploads_reach_nginx_whole_on_both_drivers() {
         assert!(stored(&ng, name) == body, "upload/{name} differs");
     }
     // Files went with Content-Length, readers chunked: nginx logged each
-    // PUT once, with 201.
-    let puts = ng
-        .log()
-        .iter()
-        .filter(|l| l.contains(" PUT /upload/") && l.ends_with(" 201"))
-        .count();
-    assert_eq!(puts, 5, "{:?}", ng.log());
+    // PUT once, with 201. It writes a line after the response has gone, so
+    // the last one may still be on its way: wait for it, bounded.
+    let puts = || {
+        ng.log()
+            .iter()
+            .filter(|l| l.contains(" PUT /upload/") && l.ends_with(" 201"))
+            .count()
+    };
+    let end = std::time::Instant::now() + LIMIT;
+    while puts() < 5 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(puts(), 5, "{:?}", ng.log());
 }
 
 #[test]
