@@ -249,8 +249,7 @@ fn an_upload_is_read_only_as_the_connection_takes_it() {
         fetch_upload(cfg, put(&url), Upload::reader(reader, Some(TOTAL as u64)))
     });
     // Nobody reads: only the window and the socket buffers can fill.
-    std::thread::sleep(Duration::from_millis(500));
-    let held = taken.load(Ordering::SeqCst);
+    let held = held_after_start(&taken);
     assert!(held > 0, "the upload never started");
     assert!(
         held < 24 << 20,
@@ -261,6 +260,18 @@ fn an_upload_is_read_only_as_the_connection_takes_it() {
     let r = client.join().unwrap().unwrap();
     assert_eq!((r.status(), r.text().as_str()), (200, "ok"));
     assert_eq!(taken.load(Ordering::SeqCst), TOTAL);
+}
+
+/// What the upload has read once it started (waited for, bounded, so a
+/// slow machine does not fail it) and then had half a second to run on
+/// while nobody reads.
+fn held_after_start(taken: &AtomicUsize) -> usize {
+    let end = std::time::Instant::now() + LIMIT;
+    while taken.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    taken.load(Ordering::SeqCst)
 }
 
 /// The same bound on smol: the upload future reads only while the
@@ -278,8 +289,7 @@ fn a_smol_upload_is_read_only_as_the_connection_takes_it() {
     let client = Runtime::new().http_client(config(&pki));
     let t = taken.clone();
     let watcher = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        let held = t.load(Ordering::SeqCst);
+        let held = held_after_start(&t);
         go.send(()).unwrap();
         held
     });

@@ -581,11 +581,19 @@ impl Client {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let before = c.stack.transmit().len();
         c.stack.handle_sent(n);
         c.send_queued = false;
         let unsent = c.stack.transmit().len();
         let Some(req) = c.req else { return };
         if let Some(o) = self.reqs.get_mut(&req).and_then(|r| r.outgoing.as_mut()) {
+            // The window may have filled without a body write seeing it
+            // (plaintext a TLS layer held during its handshake, flushed by
+            // the peer's input): the room was shut all the same, so a
+            // driver's pump is waiting.
+            if before >= BODY_WINDOW {
+                o.paused = true;
+            }
             if o.paused && o.conn == conn && unsent <= BODY_LOW_WATER {
                 o.paused = false;
                 self.events.push_back(Event::BodyWanted { req });
