@@ -387,8 +387,8 @@ struct Outgoing {
     /// `Expect: 100-continue`: not wanted before the server's 100 or this
     /// instant.
     held_until: Option<Instant>,
-    /// The room ran out: [`Event::BodyWanted`] follows once the
-    /// connection's unsent bytes fall to [`BODY_LOW_WATER`].
+    /// The window was seen full (by `handle_sent`): [`Event::BodyWanted`]
+    /// follows once the connection's unsent bytes fall to [`BODY_LOW_WATER`].
     paused: bool,
 }
 
@@ -587,10 +587,11 @@ impl Client {
         let unsent = c.stack.transmit().len();
         let Some(req) = c.req else { return };
         if let Some(o) = self.reqs.get_mut(&req).and_then(|r| r.outgoing.as_mut()) {
-            // The window may have filled without a body write seeing it
-            // (plaintext a TLS layer held during its handshake, flushed by
-            // the peer's input): the room was shut all the same, so a
-            // driver's pump is waiting.
+            // A full window shut the room, whatever filled it (body writes,
+            // or plaintext a TLS layer held during its handshake and the
+            // peer's input flushed): a driver's pump is waiting. Nothing
+            // but this call takes bytes away, so it always sees the window
+            // full before it drains.
             if before >= BODY_WINDOW {
                 o.paused = true;
             }
@@ -707,9 +708,6 @@ impl Client {
             self.conn_failed(conn, e);
             self.schedule(now);
             return Ok(false);
-        }
-        if c.stack.transmit().len() >= BODY_WINDOW {
-            o.paused = true;
         }
         self.queue_send(conn);
         Ok(true)
