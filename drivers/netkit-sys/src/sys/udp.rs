@@ -74,6 +74,13 @@ pub fn gso_works() -> bool {
 }
 
 fn probe_gso() -> bool {
+    round_trip(false, b"abcd", 2, &[b"ab", b"cd"])
+}
+
+/// One GSO send of `data` in `segment`-byte segments from one loopback
+/// socket to another (with `UDP_GRO` on at the receiver when `gro`): true
+/// when the reads, split at their segment size, are exactly `want`.
+fn round_trip(gro: bool, data: &[u8], segment: u16, want: &[&[u8]]) -> bool {
     let (Ok(a), Ok(b)) = (
         UdpSocket::bind("127.0.0.1:0"),
         UdpSocket::bind("127.0.0.1:0"),
@@ -83,23 +90,24 @@ fn probe_gso() -> bool {
     let Ok(to) = b.local_addr() else {
         return false;
     };
-    if send_gso(&a, b"abcd", 2, Some(to)).ok() != Some(4) {
-        return false;
-    }
-    if b.set_read_timeout(Some(std::time::Duration::from_millis(200)))
-        .is_err()
+    if (gro && !set_gro(&b))
+        || send_gso(&a, data, segment, Some(to)).ok() != Some(data.len())
+        || b.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .is_err()
     {
         return false;
     }
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16];
-    while got.len() < 2 {
-        match b.recv(&mut buf) {
-            Ok(n) => got.push(buf[..n].to_vec()),
-            Err(_) => return false,
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < want.len() {
+        match recv_gro(&b, &mut buf) {
+            Ok(r) if !r.truncated => {
+                got.extend(netkit_udp::recv::split(&buf[..r.len], r.segment).map(<[u8]>::to_vec));
+            }
+            _ => return false,
         }
     }
-    got == [b"ab".to_vec(), b"cd".to_vec()]
+    got.iter().map(Vec::as_slice).eq(want.iter().copied())
 }
 
 /// Joins (`join`) or leaves the IPv6 source-specific group `group` from
@@ -554,35 +562,7 @@ pub fn gro_works() -> bool {
 }
 
 fn probe_gro() -> bool {
-    let (Ok(a), Ok(b)) = (
-        UdpSocket::bind("127.0.0.1:0"),
-        UdpSocket::bind("127.0.0.1:0"),
-    ) else {
-        return false;
-    };
-    let Ok(to) = b.local_addr() else {
-        return false;
-    };
-    if !gso_works() || !set_gro(&b) {
-        return false;
-    }
-    if send_gso(&a, b"aabbc", 2, Some(to)).ok() != Some(5)
-        || b.set_read_timeout(Some(std::time::Duration::from_millis(200)))
-            .is_err()
-    {
-        return false;
-    }
-    let mut got: Vec<Vec<u8>> = Vec::new();
-    let mut buf = [0u8; 64];
-    while got.len() < 3 {
-        match recv_gro(&b, &mut buf) {
-            Ok(r) if !r.truncated => {
-                got.extend(netkit_udp::recv::split(&buf[..r.len], r.segment).map(<[u8]>::to_vec))
-            }
-            _ => return false,
-        }
-    }
-    got == [b"aa".to_vec(), b"bb".to_vec(), b"c".to_vec()]
+    gso_works() && round_trip(true, b"aabbc", 2, &[b"aa", b"bb", b"c"])
 }
 
 /// Receives one buffer into `buf` with `recvmsg`, reading the `UDP_GRO`
