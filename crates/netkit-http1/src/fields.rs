@@ -29,6 +29,7 @@ impl Fields {
     /// Copies `raw` and records where httparse found each header in it.
     /// (The head is at most [`crate::Limits::max_head`], far under 4 GiB, so
     /// spans fit in `u32`.)
+    #[inline]
     pub(crate) fn from_parsed(raw: &[u8], headers: &[httparse::Header<'_>]) -> Self {
         let base = raw.as_ptr() as usize;
         let mut data = Vec::with_capacity(raw.len() + headers.len() * SPAN);

@@ -500,6 +500,11 @@ fn run(args: &Args) -> Result<(), String> {
             get("http_chunked", "head_whole"),
         ),
         (
+            "head in pieces through a Vec / whole",
+            get("http_chunked", "head_pieces_1_to_7_vec"),
+            get("http_chunked", "head_whole"),
+        ),
+        (
             "chunked 16 KiB in pieces / Content-Length in pieces",
             get("http_chunked", "pieces_1_to_7"),
             get("http_chunked", "length_pieces_1_to_7"),
