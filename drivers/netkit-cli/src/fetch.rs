@@ -123,6 +123,9 @@ impl Progress {
 
     fn head(&mut self, head: &Head) {
         self.got = 0;
+        if !self.enabled {
+            return;
+        }
         self.total = head
             .headers()
             .get_str("content-length")
@@ -286,6 +289,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let mut slots: Vec<Slot> = requests.iter().map(|_| Slot::default()).collect();
     let mut pending = requests.into_iter().enumerate();
     let (mut in_flight, mut current) = (0usize, 0usize);
+    let mut batch = VecDeque::new();
     let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = loop {
         while in_flight < args.parallel as usize {
@@ -300,9 +304,10 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
             };
             in_flight += 1;
         }
-        let batch: Vec<(usize, Event)> = events.borrow_mut().drain(..).collect();
+        // Swapped with a spare queue, so neither allocates per turn.
+        std::mem::swap(&mut *events.borrow_mut(), &mut batch);
         let progressed = !batch.is_empty();
-        for (i, ev) in batch {
+        for (i, ev) in batch.drain(..) {
             match ev {
                 // The loop feeds uploads itself; sinks never see this.
                 Event::BodyWanted { .. } => {}
@@ -398,6 +403,13 @@ fn advance(
         if !s.done {
             return Ok(None);
         }
+        // Written whole: free its head and buffer (thousands of URLs would
+        // otherwise keep every head to the end).
+        *s = Slot {
+            head_written: true,
+            done: true,
+            ..Slot::default()
+        };
         *current += 1;
     }
     Ok(None)

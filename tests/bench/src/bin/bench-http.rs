@@ -52,6 +52,10 @@ struct Args {
     /// Where to write the JSON report.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only these scenarios (comma-separated: one_connection,
+    /// in_flight_64, bulk, tunnels, criterion); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Child mode: be this library client (netkit-lib, reqwest, ureq).
     #[arg(long)]
     client: Option<String>,
@@ -277,24 +281,8 @@ fn median_cost(mut costs: Vec<Cost>) -> Option<Cost> {
     costs.get(costs.len() / 2).copied()
 }
 
-/// Runs `make(tag)` `rounds` times; the median by wall time.
-fn measure(
-    rounds: usize,
-    mut make: impl FnMut(&str) -> Command,
-    tag: &str,
-) -> Result<Cost, String> {
-    let mut costs = Vec::new();
-    for r in 0..rounds {
-        let t = format!("{tag}-{r}");
-        let mut c = make(&t);
-        c.stdout(Stdio::null()).stderr(Stdio::inherit());
-        costs.push(run_measured(&mut c, LIMIT)?);
-    }
-    median_cost(costs).ok_or_else(|| "no rounds".into())
-}
-
 fn run(args: &Args) -> Result<(), String> {
-    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 5 });
     let n_seq = if args.quick { 500 } else { 5000 };
     let n_par = if args.quick { 2000 } else { 20_000 };
     let bulk_mib: usize = if args.quick { 32 } else { 256 };
@@ -320,12 +308,16 @@ fn run(args: &Args) -> Result<(), String> {
     let base = format!("http://{}", ng.http);
     let ca = pki.ca.display().to_string();
     let mut report = serde_json::Map::new();
+    let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
 
     // 1 and 2: many small requests.
     for (scenario, n, conc) in [
         ("one_connection", n_seq, 1usize),
         ("in_flight_64", n_par, 64),
     ] {
+        if !wanted(scenario) {
+            continue;
+        }
         println!("\n== {scenario}: {n} GETs of /hello, {conc} in flight ==");
         let mut rows: Vec<Row> = Vec::new();
         let url_for = |tag: &str| format!("{base}/hello?{scenario}-{tag}");
@@ -387,19 +379,44 @@ fn run(args: &Args) -> Result<(), String> {
                 }),
             ));
         }
-        for (name, mut make) in candidates {
-            let tag: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
-            let r = measure(rounds, &mut make, &tag);
-            let conns = ng.connections_for(&format!("/hello?{scenario}-{tag}-0"));
-            match r {
+        // Rounds interleaved across the candidates (A B C, A B C, ...), so a
+        // drift in the machine (on this VM a sequential exchange is bound by
+        // how fast a halted vCPU wakes, which changes from minute to minute)
+        // lands on every candidate alike; the median round of each is kept.
+        // The connection count is read from round 0's tag.
+        let tags: Vec<String> = candidates
+            .iter()
+            .map(|(name, _)| name.chars().filter(char::is_ascii_alphanumeric).collect())
+            .collect();
+        let mut costs: Vec<Result<Vec<Cost>, String>> = vec![Ok(Vec::new()); candidates.len()];
+        let count = candidates.len();
+        for r in 0..rounds {
+            // Each round starts one candidate later: none always runs
+            // first, or always after the same neighbour.
+            for k in (0..count).map(|i| (i + r) % count) {
+                let Ok(done) = &mut costs[k] else { continue };
+                let mut c = (candidates[k].1)(&format!("{}-{r}", tags[k]));
+                c.stdout(Stdio::null()).stderr(Stdio::inherit());
+                match run_measured(&mut c, LIMIT) {
+                    Ok(cost) => done.push(cost),
+                    Err(e) => costs[k] = Err(e),
+                }
+            }
+        }
+        for (k, (name, _)) in candidates.iter().enumerate() {
+            let conns = ng.connections_for(&format!("/hello?{scenario}-{}-0", tags[k]));
+            match costs[k]
+                .clone()
+                .and_then(|c| median_cost(c).ok_or_else(|| "no rounds".into()))
+            {
                 Ok(cost) => rows.push(Row {
-                    name: name.into(),
+                    name: (*name).into(),
                     cost: Some(cost),
                     conns: Some(conns),
                     note: String::new(),
                 }),
                 Err(e) => rows.push(Row {
-                    name: name.into(),
+                    name: (*name).into(),
                     cost: None,
                     conns: None,
                     note: e,
@@ -411,7 +428,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     // 3: bulk.
     let bulk = ng.root.join("nogzip/bulk.bin");
-    {
+    if wanted("bulk") {
         let f = std::fs::File::create(&bulk).map_err(|e| e.to_string())?;
         let chunk = netkit_tests::http::text_file(1 << 20);
         let mut w = std::io::BufWriter::new(f);
@@ -426,6 +443,9 @@ fn run(args: &Args) -> Result<(), String> {
             format!("https://localhost:{}/nogzip/bulk.bin", ng.https.port()),
         ),
     ] {
+        if !wanted("bulk") {
+            continue;
+        }
         println!("\n== bulk {scheme}: {bulk_mib} MiB to /dev/null ==");
         let mut rows = Vec::new();
         let mut cands: Vec<(&str, Command)> = Vec::new();
@@ -449,78 +469,84 @@ fn run(args: &Args) -> Result<(), String> {
     let _ = std::fs::remove_file(&bulk);
 
     // 4: CONNECT tunnels.
-    println!("\n== CONNECT tunnels through tinyproxy: {n_tunnels} https GETs, one tunnel each ==");
-    let proxy = format!("http://{}", tp.addr);
-    let turl = format!("https://localhost:{}/hello", ng.https.port());
-    let mut rows = Vec::new();
-    let mut c = Command::new(&netkit);
-    c.args([
-        "fetch",
-        "-o",
-        "/dev/null",
-        "--cacert",
-        &ca,
-        "--proxy",
-        &proxy,
-        "-H",
-        "Connection: close",
-    ]);
-    c.args(std::iter::repeat_n(turl.clone(), n_tunnels));
-    let mut cands = vec![("netkit (CLI)", c)];
-    let mut c = lib(&me, "netkit-lib", &turl, n_tunnels, 1);
-    c.args(["--proxy", &proxy, "--ca", &ca, "--no-reuse"]);
-    cands.push(("netkit (library)", c));
-    let mut c = lib(&me, "reqwest", &turl, n_tunnels, 1);
-    c.args(["--proxy", &proxy, "--ca", &ca, "--no-reuse"]);
-    cands.push(("reqwest", c));
-    for (name, mut cmd) in cands {
-        cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
-        rows.push(rounds_of(name, rounds, || run_measured(&mut cmd, LIMIT)));
+    if wanted("tunnels") {
+        println!(
+            "\n== CONNECT tunnels through tinyproxy: {n_tunnels} https GETs, one tunnel each =="
+        );
+        let proxy = format!("http://{}", tp.addr);
+        let turl = format!("https://localhost:{}/hello", ng.https.port());
+        let mut rows = Vec::new();
+        let mut c = Command::new(&netkit);
+        c.args([
+            "fetch",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            &ca,
+            "--proxy",
+            &proxy,
+            "-H",
+            "Connection: close",
+        ]);
+        c.args(std::iter::repeat_n(turl.clone(), n_tunnels));
+        let mut cands = vec![("netkit (CLI)", c)];
+        let mut c = lib(&me, "netkit-lib", &turl, n_tunnels, 1);
+        c.args(["--proxy", &proxy, "--ca", &ca, "--no-reuse"]);
+        cands.push(("netkit (library)", c));
+        let mut c = lib(&me, "reqwest", &turl, n_tunnels, 1);
+        c.args(["--proxy", &proxy, "--ca", &ca, "--no-reuse"]);
+        cands.push(("reqwest", c));
+        for (name, mut cmd) in cands {
+            cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+            rows.push(rounds_of(name, rounds, || run_measured(&mut cmd, LIMIT)));
+        }
+        report.insert("connect_tunnels".into(), print_requests(&rows, n_tunnels));
     }
-    report.insert("connect_tunnels".into(), print_requests(&rows, n_tunnels));
 
     // 5: criterion.
-    println!("\n== in process (criterion medians from `cargo bench --bench http`) ==");
-    let cdir = target_dir().join("criterion");
-    let get = |g: &str, id: &str| criterion_median(&cdir, g, id).unwrap_or(f64::NAN);
-    let pairs = [
-        (
-            "head: httparse / netkit decoder",
-            get("http_head", "httparse"),
-            get("http_head", "netkit_decoder"),
-        ),
-        (
-            "exchange: hyper / netkit",
-            get("http_hyper", "hyper_client"),
-            get("http_hyper", "netkit_exchange"),
-        ),
-        (
-            "head in 1-7 byte pieces / whole",
-            get("http_chunked", "head_pieces_1_to_7"),
-            get("http_chunked", "head_whole"),
-        ),
-        (
-            "head in pieces through a Vec / whole",
-            get("http_chunked", "head_pieces_1_to_7_vec"),
-            get("http_chunked", "head_whole"),
-        ),
-        (
-            "chunked 16 KiB in pieces / Content-Length in pieces",
-            get("http_chunked", "pieces_1_to_7"),
-            get("http_chunked", "length_pieces_1_to_7"),
-        ),
-        (
-            "chunked 16 KiB in pieces / whole",
-            get("http_chunked", "pieces_1_to_7"),
-            get("http_chunked", "whole"),
-        ),
-    ];
-    let mut crit = serde_json::Map::new();
-    for (what, a, b) in pairs {
-        println!("  {what:<55} {a:>10.1} ns / {b:>10.1} ns = {}", ratio(a, b));
-        crit.insert(what.into(), json!({"a_ns": a, "b_ns": b}));
+    if wanted("criterion") {
+        println!("\n== in process (criterion medians from `cargo bench --bench http`) ==");
+        let cdir = target_dir().join("criterion");
+        let get = |g: &str, id: &str| criterion_median(&cdir, g, id).unwrap_or(f64::NAN);
+        let pairs = [
+            (
+                "head: httparse / netkit decoder",
+                get("http_head", "httparse"),
+                get("http_head", "netkit_decoder"),
+            ),
+            (
+                "exchange: hyper / netkit",
+                get("http_hyper", "hyper_client"),
+                get("http_hyper", "netkit_exchange"),
+            ),
+            (
+                "head in 1-7 byte pieces / whole",
+                get("http_chunked", "head_pieces_1_to_7"),
+                get("http_chunked", "head_whole"),
+            ),
+            (
+                "head in pieces through a Vec / whole",
+                get("http_chunked", "head_pieces_1_to_7_vec"),
+                get("http_chunked", "head_whole"),
+            ),
+            (
+                "chunked 16 KiB in pieces / Content-Length in pieces",
+                get("http_chunked", "pieces_1_to_7"),
+                get("http_chunked", "length_pieces_1_to_7"),
+            ),
+            (
+                "chunked 16 KiB in pieces / whole",
+                get("http_chunked", "pieces_1_to_7"),
+                get("http_chunked", "whole"),
+            ),
+        ];
+        let mut crit = serde_json::Map::new();
+        for (what, a, b) in pairs {
+            println!("  {what:<55} {a:>10.1} ns / {b:>10.1} ns = {}", ratio(a, b));
+            crit.insert(what.into(), json!({"a_ns": a, "b_ns": b}));
+        }
+        report.insert("criterion".into(), Value::Object(crit));
     }
-    report.insert("criterion".into(), Value::Object(crit));
 
     let out = args
         .out
