@@ -244,6 +244,8 @@ fn run_rx(kind: Rx, window: Duration, send_cpu: Option<usize>, recv_cpu: Option<
         let _ = set_affinity(&cpu_set_of(c));
     }
     let mut got = 0u64;
+    // Bytes of the datagrams handed on (every candidate touches each one).
+    let mut bytes = 0u64;
     let quinn = match kind {
         Rx::Quinn => Some(quinn_udp::UdpSocketState::new((&rx).into()).expect("quinn-udp state")),
         Rx::Gro | Rx::GroBatch => {
@@ -263,13 +265,20 @@ fn run_rx(kind: Rx, window: Duration, send_cpu: Option<usize>, recv_cpu: Option<
         let read = match kind {
             Rx::Mmsg => udp::recv_many(&rx, &mut small, &mut out).map(|n| {
                 got += n as u64;
+                bytes += out.iter().take(n).map(|r| r.len as u64).sum::<u64>();
             }),
             Rx::Gro => udp::recv_gro(&rx, &mut big[0]).map(|r| {
-                got += netkit_udp::recv::split(&big[0][..r.len], r.segment).count() as u64;
+                for d in netkit_udp::recv::split(&big[0][..r.len], r.segment) {
+                    got += 1;
+                    bytes += d.len() as u64;
+                }
             }),
             Rx::GroBatch => udp::recv_many_gro(&rx, &mut big, &mut gro_out).map(|n| {
                 for (r, b) in gro_out.iter().zip(&big).take(n) {
-                    got += netkit_udp::recv::split(&b[..r.len], r.segment).count() as u64;
+                    for d in netkit_udp::recv::split(&b[..r.len], r.segment) {
+                        got += 1;
+                        bytes += d.len() as u64;
+                    }
                 }
             }),
             Rx::Quinn => {
@@ -278,9 +287,15 @@ fn run_rx(kind: Rx, window: Duration, send_cpu: Option<usize>, recv_cpu: Option<
                     .iter_mut()
                     .map(|b| std::io::IoSliceMut::new(b))
                     .collect();
-                q.recv((&rx).into(), &mut slices, &mut meta).map(|n| {
-                    for m in &meta[..n] {
-                        got += m.len.div_ceil(m.stride.max(1)).max(1) as u64;
+                let r = q.recv((&rx).into(), &mut slices, &mut meta);
+                drop(slices);
+                // Each datagram handed on as a slice, as netkit's split does.
+                r.map(|n| {
+                    for (m, b) in meta[..n].iter().zip(&big) {
+                        for d in b[..m.len].chunks(m.stride.max(1)) {
+                            got += 1;
+                            bytes += d.len() as u64;
+                        }
                     }
                 })
             }
@@ -291,6 +306,18 @@ fn run_rx(kind: Rx, window: Duration, send_cpu: Option<usize>, recv_cpu: Option<
     }
     let elapsed = t0.elapsed();
     let cpu = thread_cpu() - cpu0;
+    assert_eq!(
+        bytes,
+        got * SIZE as u64,
+        "{}: every datagram whole",
+        kind.name()
+    );
+    assert_eq!(
+        bytes,
+        got * SIZE as u64,
+        "{}: every datagram whole",
+        kind.name()
+    );
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
     Run {
