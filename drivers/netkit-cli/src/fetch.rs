@@ -165,6 +165,13 @@ impl Progress {
     }
 }
 
+/// A URL checked and waiting for its turn: an s3:// request signed up
+/// front, or an http(s) URL (an index into the distinct parsed URLs).
+enum Planned {
+    Ready(Box<Request>),
+    Http(usize),
+}
+
 /// One URL's progress toward the output.
 #[derive(Default)]
 struct Slot {
@@ -212,14 +219,24 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         .proxies
         .with_overrides(args.proxy.as_deref(), args.noproxy.as_deref())?;
 
-    let mut requests: Vec<(Request, Option<Upload>)> = Vec::new();
+    // Every URL is checked before the first request goes out, but an
+    // http(s) request is built only when it starts: a script naming one URL
+    // thousands of times parses it once, and holds one request at a time
+    // per slot in flight, not thousands. (`--data-file` is opened here once
+    // to report an unreadable file up front, then again per request.)
+    let mut planned: Vec<Planned> = Vec::with_capacity(args.urls.len());
+    let mut distinct: Vec<Url> = Vec::new();
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    if body.is_none() {
+        if let Some(p) = &args.data_file {
+            if args.urls.iter().any(|u| !u.starts_with("s3://")) {
+                drop(upload(p)?);
+            }
+        }
+    }
     let mut s3: Option<netkit_s3::S3Config> = None;
     for u in &args.urls {
-        let headers = args
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), v.clone().into_bytes()));
-        let (mut r, up) = if u.starts_with("s3://") {
+        if u.starts_with("s3://") {
             // An object operation, signed (SigV4) with the environment's
             // credentials; PUT by default when there is a body.
             let s3 = match &s3 {
@@ -247,26 +264,51 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                 .request(m, u, payload, wall_clock())
                 .map_err(|e| Failure(e.to_string()))?;
             // The user's headers go unsigned, after the signed ones.
-            r.headers.extend(headers);
-            (r, None)
+            r.headers.extend(
+                args.headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.clone().into_bytes())),
+            );
+            planned.push(Planned::Ready(Box::new(r)));
         } else {
-            let url =
-                Url::parse(u).map_err(|e| Failure(format!("http: invalid URL {u:?}: {e}")))?;
-            let mut r = Request::new(&method, url);
-            r.headers = headers.collect();
-            r.body = body.clone().map(Body::Bytes);
-            let up = match (&body, &args.data_file) {
-                (None, Some(p)) => Some(upload(p)?),
-                _ => None,
+            let k = match seen.get(u.as_str()) {
+                Some(&k) => k,
+                None => {
+                    let url = Url::parse(u)
+                        .map_err(|e| Failure(format!("http: invalid URL {u:?}: {e}")))?;
+                    distinct.push(url);
+                    seen.insert(u, distinct.len() - 1);
+                    distinct.len() - 1
+                }
             };
-            (r, up)
+            planned.push(Planned::Http(k));
+        }
+    }
+    drop(seen);
+    let make = |p: Planned| -> Result<(Request, Option<Upload>), Failure> {
+        let (mut r, up) = match p {
+            Planned::Ready(r) => (*r, None),
+            Planned::Http(k) => {
+                let mut r = Request::new(&method, distinct[k].clone());
+                r.headers = args
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
+                    .collect();
+                r.body = body.clone().map(Body::Bytes);
+                let up = match (&body, &args.data_file) {
+                    (None, Some(p)) => Some(upload(p)?),
+                    _ => None,
+                };
+                (r, up)
+            }
         };
         r.timeout = args.timeout;
         r.max_redirects = args.max_redirects;
         r.unix.clone_from(&args.unix);
         r.verbose = verbose;
-        requests.push((r, up));
-    }
+        Ok((r, up))
+    };
 
     let mut lp = EventLoop::new()?;
     if !args.dns_servers.is_empty() {
@@ -286,16 +328,17 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let events: Rc<RefCell<VecDeque<(usize, Event)>>> = Rc::default();
-    let mut slots: Vec<Slot> = requests.iter().map(|_| Slot::default()).collect();
-    let mut pending = requests.into_iter().enumerate();
+    let mut slots: Vec<Slot> = planned.iter().map(|_| Slot::default()).collect();
+    let mut pending = planned.into_iter().enumerate();
     let (mut in_flight, mut current) = (0usize, 0usize);
     let mut batch = VecDeque::new();
     let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = loop {
         while in_flight < args.parallel as usize {
-            let Some((i, (r, up))) = pending.next() else {
+            let Some((i, p)) = pending.next() else {
                 break;
             };
+            let (r, up) = make(p)?;
             let q = events.clone();
             let sink = move |e| q.borrow_mut().push_back((i, e));
             match up {

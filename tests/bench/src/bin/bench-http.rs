@@ -10,6 +10,10 @@
 //! 2. **64 in flight**: the same with 64 requests in flight
 //!    (`--parallel 64`, `curl --parallel --parallel-max 64`, 64 tasks or
 //!    threads, 64 concurrent fetches in Bun).
+//!
+//!    Both run twice: on the machine as it is, then with every CPU kept
+//!    awake by a nice-19 spinner (`Awake`), since on a VM a halted
+//!    vCPU's wake-up, not the client, bounds sequential exchanges.
 //! 3. **Bulk**: a 256 MiB file over http and https to /dev/null: MB/s, client
 //!    CPU per MB, peak RSS (wait4's `ru_maxrss`): netkit CLI, curl, Bun.
 //! 4. **CONNECT tunnels**: https GETs through tinyproxy, one tunnel each
@@ -276,6 +280,41 @@ fn rounds_of(name: &str, rounds: usize, mut once: impl FnMut() -> Result<Cost, S
     }
 }
 
+/// Spinning processes at nice 19, one per CPU, for as long as this lives.
+/// On this VM a sequential exchange is bound by how fast a halted vCPU
+/// wakes (tens of µs, changing from minute to minute), not by the client:
+/// with a lowest-priority spinner on each CPU no vCPU halts, and the
+/// spinners give way to a woken client or server at once. The rows then
+/// compare what the clients themselves cost. (`chrt --idle` spinners were
+/// tried first and did not help here: a CPU running only SCHED_IDLE work
+/// still woke slowly, 40 µs of CPU per request against 7 µs at nice 19.)
+struct Awake(Vec<std::process::Child>);
+
+impl Awake {
+    fn start() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        Self(
+            (0..cpus)
+                .filter_map(|_| {
+                    Command::new("nice")
+                        .args(["-n", "19", "sh", "-c", "while :; do :; done"])
+                        .spawn()
+                        .ok()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn median_cost(mut costs: Vec<Cost>) -> Option<Cost> {
     costs.sort_by_key(|c| c.wall);
     costs.get(costs.len() / 2).copied()
@@ -310,15 +349,24 @@ fn run(args: &Args) -> Result<(), String> {
     let mut report = serde_json::Map::new();
     let wanted = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
 
-    // 1 and 2: many small requests.
-    for (scenario, n, conc) in [
-        ("one_connection", n_seq, 1usize),
-        ("in_flight_64", n_par, 64),
+    // 1 and 2: many small requests, each on the machine as it is and then
+    // with its CPUs kept awake (see `Awake`).
+    for (scenario, n, conc, awake) in [
+        ("one_connection", n_seq, 1usize, false),
+        ("one_connection_awake", n_seq, 1usize, true),
+        ("in_flight_64", n_par, 64, false),
+        ("in_flight_64_awake", n_par, 64, true),
     ] {
-        if !wanted(scenario) {
+        if !wanted(scenario.trim_end_matches("_awake")) {
             continue;
         }
-        println!("\n== {scenario}: {n} GETs of /hello, {conc} in flight ==");
+        let _awake = awake.then(Awake::start);
+        let regime = if awake {
+            ", CPUs kept awake by nice-19 spinners"
+        } else {
+            ""
+        };
+        println!("\n== {scenario}: {n} GETs of /hello, {conc} in flight{regime} ==");
         let mut rows: Vec<Row> = Vec::new();
         let url_for = |tag: &str| format!("{base}/hello?{scenario}-{tag}");
         type Make<'a> = Box<dyn FnMut(&str) -> Command + 'a>;
