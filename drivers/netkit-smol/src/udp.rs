@@ -312,6 +312,16 @@ impl UdpSocket {
         self.connected
     }
 
+    /// node's `setSendBufferSize` (`SO_SNDBUF`).
+    pub fn set_send_buffer_size(&self, bytes: usize) -> Result<(), Error> {
+        ops::set_send_buffer_size(self.io.get_ref(), bytes)
+    }
+
+    /// node's `setRecvBufferSize` (`SO_RCVBUF`).
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> Result<(), Error> {
+        ops::set_recv_buffer_size(self.io.get_ref(), bytes)
+    }
+
     /// `setBroadcast`.
     pub fn set_broadcast(&self, on: bool) -> Result<(), Error> {
         ops::set_broadcast(self.io.get_ref(), on)

@@ -3,11 +3,13 @@
 //! wait in the qdisc charged to the sender's tiny `SO_SNDBUF` and the
 //! kernel accepts only part of a batch):
 //!
-//! `nk-udp-flood COUNT` sends COUNT 200-byte datagrams (each starting with
-//! its sequence number) with the blocking loop's `send_many`, resuming from
-//! the accepted count on every `drain`, to a receiver thread on 127.0.0.1;
-//! prints `sent N partial P drains D received R in-order BOOL` and exits 0
-//! when every datagram the counts claimed arrived once, in order.
+//! `nk-udp-flood COUNT [blocking|smol]` sends COUNT 200-byte datagrams
+//! (each starting with its sequence number) with the blocking loop's
+//! `send_many`, resuming from the accepted count on every `drain` (or the
+//! smol socket's, resuming after `writable().await`), to a receiver thread
+//! on 127.0.0.1; prints `sent N partial P drains D received R in-order
+//! BOOL` and exits 0 when every datagram the counts claimed arrived once,
+//! in order.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -65,11 +67,45 @@ impl UdpHandler for Flood {
     }
 }
 
+/// The smol socket's flood: `send_many` from `next`, and on a short count
+/// `writable().await` (its drain) before the rest.
+fn flood_smol(grams: &[Vec<u8>], to: SocketAddr, st: &RefCell<State>) {
+    smol::block_on(async {
+        let s = netkit_smol::udp::UdpSocket::bind(UdpOptions::new("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        s.set_send_buffer_size(4096).expect("setSendBufferSize");
+        let ip = to.ip().to_string();
+        let port = i64::from(to.port());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while st.borrow().next < grams.len() && Instant::now() < deadline {
+            let next = st.borrow().next;
+            let end = (next + BATCH).min(grams.len());
+            let mut list = Vec::new();
+            for g in &grams[next..end] {
+                list.extend([Arg::Data(g), Arg::Port(port), Arg::Addr(&ip)]);
+            }
+            let n = s.send_many(&list).expect("sendMany");
+            st.borrow_mut().next += n;
+            if n < end - next {
+                st.borrow_mut().partial += 1;
+                s.writable().await.expect("writable");
+                st.borrow_mut().drains += 1;
+            }
+        }
+    });
+}
+
 fn main() {
     let count: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .expect("COUNT");
+    let smol_driver = match std::env::args().nth(2).as_deref() {
+        None | Some("blocking") => false,
+        Some("smol") => true,
+        Some(other) => panic!("unknown driver {other:?} (blocking or smol)"),
+    };
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind the receiver");
     let to = rx.local_addr().expect("addr");
     rx.set_read_timeout(Some(Duration::from_secs(5)))
@@ -98,6 +134,27 @@ fn main() {
             .collect(),
     );
     let st = Rc::new(RefCell::new(State::default()));
+    if smol_driver {
+        flood_smol(&grams, to, &st);
+    } else {
+        flood_blocking(&grams, to, &st, count);
+    }
+    receiver.join().expect("receiver");
+    let got = got.lock().expect("lock");
+    let in_order = got.iter().copied().eq(0..count as u32);
+    let st = st.borrow();
+    println!(
+        "sent {} partial {} drains {} received {} in-order {in_order}",
+        st.next,
+        st.partial,
+        st.drains,
+        got.len()
+    );
+    std::process::exit(if in_order && st.next == count { 0 } else { 1 });
+}
+
+/// The blocking loop's flood: `send_many` in the handler, resumed on `drain`.
+fn flood_blocking(grams: &Rc<Vec<Vec<u8>>>, to: SocketAddr, st: &Rc<RefCell<State>>, count: usize) {
     let mut lp = EventLoop::new().expect("a loop");
     let id = lp
         .udp(
@@ -117,16 +174,4 @@ fn main() {
     while st.borrow().next < count && Instant::now() < deadline {
         lp.turn(Some(Duration::from_millis(100))).expect("turn");
     }
-    receiver.join().expect("receiver");
-    let got = got.lock().expect("lock");
-    let in_order = got.iter().copied().eq(0..count as u32);
-    let st = st.borrow();
-    println!(
-        "sent {} partial {} drains {} received {} in-order {in_order}",
-        st.next,
-        st.partial,
-        st.drains,
-        got.len()
-    );
-    std::process::exit(if in_order && st.next == count { 0 } else { 1 });
 }
