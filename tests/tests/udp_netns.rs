@@ -1,5 +1,5 @@
 //! Multicast and source-specific multicast across two network namespaces
-//! joined by a veth pair, created and removed by the test (root only;
+//! joined by a veth pair, IPv4 and IPv6, created and removed by the test (root only;
 //! skipped loudly elsewhere, a failure under CI). The sender's namespace
 //! has two addresses (two sources); `nk-mcast` runs the blocking loop's UDP
 //! sockets inside the namespaces.
@@ -21,11 +21,18 @@ const SENDER: &str = "10.77.0.1";
 const OTHER_SOURCE: &str = "10.77.0.3";
 const RECEIVER: &str = "10.77.0.2";
 const MARK: &str = "239.7.7.9";
+const SENDER6: &str = "fd77::1";
+const OTHER_SOURCE6: &str = "fd77::3";
+const RECEIVER6: &str = "fd77::2";
+const MARK6: &str = "ff15::7:9";
 
 /// Two namespaces and a veth pair between them; removed on drop.
 struct Netns {
     a: String,
     b: String,
+    /// The veth ends: in `a`, in `b`.
+    va: String,
+    vb: String,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -42,11 +49,13 @@ impl Netns {
     /// is a failure.
     fn new(tag: &str) -> Option<Self> {
         let id = format!("{}{tag}", std::process::id());
+        let (va, vb) = (format!("nkva{id}"), format!("nkvb{id}"));
         let ns = Self {
             a: format!("nka{id}"),
             b: format!("nkb{id}"),
+            va: va.clone(),
+            vb: vb.clone(),
         };
-        let (va, vb) = (format!("nkva{id}"), format!("nkvb{id}"));
         let setup = || -> Result<(), String> {
             ip(&["netns", "add", &ns.a])?;
             ip(&["netns", "add", &ns.b])?;
@@ -59,6 +68,25 @@ impl Netns {
             ] {
                 for a in addrs {
                     ip(&["-n", n, "addr", "add", &format!("{a}/24"), "dev", dev])?;
+                }
+                // IPv6 beside, without duplicate address detection (an
+                // address is usable, and a source, at once).
+                let v6: &[&str] = if n == &ns.a {
+                    &[SENDER6, OTHER_SOURCE6]
+                } else {
+                    &[RECEIVER6]
+                };
+                for a in v6 {
+                    ip(&[
+                        "-n",
+                        n,
+                        "addr",
+                        "add",
+                        &format!("{a}/64"),
+                        "dev",
+                        dev,
+                        "nodad",
+                    ])?;
                 }
                 ip(&["-n", n, "link", "set", dev, "up"])?;
                 ip(&["-n", n, "link", "set", "lo", "up"])?;
@@ -207,6 +235,61 @@ fn source_specific_membership_hears_only_its_source() {
     // and reached the link.
     ns.send(OTHER_SOURCE, &format!("{MARK}:{port}"), 1, false, &["m"]);
     assert_eq!(line(&far, "m"), format!("{OTHER_SOURCE} m"));
+}
+
+#[test]
+fn ipv6_join_leave_and_source_specific_membership_across_namespaces() {
+    let Some(ns) = Netns::new("6") else { return };
+    let port = 47_003;
+    let group = "ff15::7:7";
+    let ssm = "ff35::7:7";
+    let to = format!("[{group}]:{port}");
+    let to_ssm = format!("[{ssm}]:{port}");
+    let mark = format!("[{MARK6}]:{port}");
+    // Joins on the receiver's veth by name; an MLDv2 source filter for the
+    // SSM group.
+    let far = ns.recv(
+        &ns.b,
+        &ns.vb,
+        port,
+        &[
+            group,
+            &format!("{SENDER6}@{ssm}"),
+            MARK6,
+            "--leave",
+            &format!("leave={group}"),
+        ],
+    );
+    let from = format!("{SENDER6}%{}", ns.va);
+    let other = format!("{OTHER_SOURCE6}%{}", ns.va);
+
+    // Joined: delivered across the link, from the sender's address.
+    ns.send(&from, &to, 1, false, &["one"]);
+    assert_eq!(line(&far, "one"), format!("{SENDER6} one"));
+
+    // SSM: the other source first, not delivered; then the joined one.
+    ns.send(&other, &to_ssm, 1, false, &["other"]);
+    ns.send(&from, &to_ssm, 1, false, &["joined"]);
+    assert_eq!(
+        line(&far, "joined"),
+        format!("{SENDER6} joined"),
+        "a datagram from a source not joined was delivered"
+    );
+    // The other source reaches the link (the any-source marker hears it).
+    ns.send(&other, &mark, 1, false, &["m1"]);
+    assert_eq!(line(&far, "m1"), format!("{OTHER_SOURCE6} m1"));
+
+    // Leave: nothing to the group after `dropMembership`; the marker still.
+    ns.send(&from, &to, 1, false, &["leave"]);
+    assert_eq!(line(&far, "leave"), format!("{SENDER6} leave"));
+    assert_eq!(line(&far, "left"), format!("left {group}"));
+    ns.send(&from, &to, 1, false, &["after"]);
+    ns.send(&from, &mark, 1, false, &["m2"]);
+    assert_eq!(
+        line(&far, "m2"),
+        format!("{SENDER6} m2"),
+        "delivered after dropMembership"
+    );
 }
 
 /// Partial sends for real: in a namespace whose `lo` sends through a slow

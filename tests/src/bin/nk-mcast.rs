@@ -2,13 +2,15 @@
 //! tests (run inside a namespace with `ip netns exec`):
 //!
 //! - `nk-mcast recv PORT IFACE [GROUP | SOURCE@GROUP]... [--leave TAG=GROUP]`
-//!   binds `0.0.0.0:PORT`, joins every group on the interface address IFACE
+//!   binds `0.0.0.0:PORT` (`[::]:PORT` when IFACE is not an IPv4 address:
+//!   an IPv6 interface name), joins every group on IFACE
 //!   (`SOURCE@GROUP`: source-specific), prints `ready`, then `FROM DATA` per
 //!   datagram; a datagram `TAG` drops membership of `GROUP` (printed
 //!   `left GROUP` after it is done).
 //! - `nk-mcast send FROM GROUP:PORT TTL LOOP DATA...` binds `FROM:0`, sends
 //!   on FROM's interface with multicast TTL and loopback (0/1) as given, one
-//!   datagram per DATA, in order, then exits.
+//!   datagram per DATA, in order, then exits. For IPv6, FROM is
+//!   `ADDRESS%IFACE`: bound to ADDRESS, sending on `::%IFACE`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -65,9 +67,14 @@ fn main() {
                     groups.push(a.clone());
                 }
             }
+            let any = if iface.parse::<std::net::Ipv4Addr>().is_ok() {
+                "0.0.0.0"
+            } else {
+                "::"
+            };
             let id = lp
                 .udp(
-                    UdpOptions::new("0.0.0.0", port),
+                    UdpOptions::new(any, port),
                     Recv {
                         iface: iface.clone(),
                         leave,
@@ -89,7 +96,10 @@ fn main() {
             lp.run().expect("run");
         }
         Some("send") => {
-            let from = args[1].clone();
+            let (from, iface) = match args[1].split_once('%') {
+                Some((addr, name)) => (addr.to_owned(), format!("::%{name}")),
+                None => (args[1].clone(), args[1].clone()),
+            };
             let to: SocketAddr = args[2].parse().expect("GROUP:PORT");
             let ttl: u32 = args[3].parse().expect("TTL");
             let lo = args[4] == "1";
@@ -97,7 +107,7 @@ fn main() {
                 .udp(UdpOptions::new(from.clone(), 0), Quiet)
                 .expect("bind");
             lp.with_udp::<Quiet, _>(id, |_, s| {
-                s.set_multicast_interface(&from)
+                s.set_multicast_interface(&iface)
                     .expect("setMulticastInterface");
                 s.set_multicast_ttl(ttl).expect("setMulticastTTL");
                 s.set_multicast_loopback(lo).expect("setMulticastLoopback");

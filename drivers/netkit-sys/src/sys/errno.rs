@@ -71,6 +71,16 @@ pub fn raw_errno_name(code: i32) -> Option<&'static str> {
         libc::ENOTDIR => "ENOTDIR",
         libc::EROFS => "EROFS",
         libc::EINTR => "EINTR",
+        // Multicast and interface options: an interface that is gone, an
+        // address the socket's family cannot take, an option not there.
+        libc::ENODEV => "ENODEV",
+        libc::ENXIO => "ENXIO",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
+        libc::EDESTADDRREQ => "EDESTADDRREQ",
+        libc::EHOSTDOWN => "EHOSTDOWN",
+        libc::ENETRESET => "ENETRESET",
+        libc::ESHUTDOWN => "ESHUTDOWN",
         _ => return None,
     };
     Some(name)
@@ -117,6 +127,11 @@ mod tests {
         assert_eq!(
             errno_name(&io::Error::from_raw_os_error(libc::EMFILE)),
             "EMFILE"
+        );
+        // A multicast join on an interface that is gone (was EIO).
+        assert_eq!(
+            errno_name(&io::Error::from_raw_os_error(libc::ENODEV)),
+            "ENODEV"
         );
     }
 }
