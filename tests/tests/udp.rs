@@ -436,6 +436,79 @@ mod blocking_udp {
         );
     }
 
+    /// A flood cannot starve the loop: a sender thread keeps the socket's
+    /// queue full, faster than a handler that works 20 µs per datagram can
+    /// drain it, so reading until EAGAIN would never return; reading a
+    /// bounded number per readiness lets a 5 ms timer tick all along, with
+    /// datagrams delivered between every two ticks.
+    #[test]
+    fn a_flood_cannot_starve_the_loops_timers() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Instant;
+
+        struct Slow(Rc<RefCell<usize>>);
+        impl UdpHandler for Slow {
+            fn data(&mut self, _: &mut NkSocket<'_>, _: &[u8], _: SocketAddr, _: bool) {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(20) {
+                    std::hint::spin_loop();
+                }
+                *self.0.borrow_mut() += 1;
+            }
+        }
+        fn tick(lp: &mut EventLoop, seen: Rc<RefCell<Vec<usize>>>, got: Rc<RefCell<usize>>) {
+            lp.set_timer(Instant::now() + Duration::from_millis(5), move |lp| {
+                seen.borrow_mut().push(*got.borrow());
+                tick(lp, seen, got);
+            });
+        }
+
+        let mut lp = EventLoop::new().unwrap();
+        let got = Rc::new(RefCell::new(0usize));
+        let id = lp
+            .udp(UdpOptions::new("127.0.0.1", 0), Slow(got.clone()))
+            .unwrap();
+        let to = lp.udp_local_addr::<Slow>(id).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flood = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let d = [7u8; 1200];
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if a.send_to(&d, to).is_ok() {
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        };
+        // The flood first: the queue is full before the timer starts.
+        let t0 = Instant::now();
+        while *got.borrow() == 0 && t0.elapsed() < LIMIT {
+            lp.turn(Some(Duration::from_millis(10))).unwrap();
+        }
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        tick(&mut lp, seen.clone(), got.clone());
+        let r = lp.run_until(LIMIT, || seen.borrow().len() >= 20);
+        stop.store(true, Ordering::Relaxed);
+        let sent = flood.join().unwrap();
+        r.unwrap();
+        let seen = seen.borrow();
+        assert!(seen.len() >= 20, "the timer starved: {} ticks", seen.len());
+        assert!(
+            seen.windows(2).all(|w| w[1] > w[0]),
+            "datagrams were not delivered between ticks: {seen:?}"
+        );
+        eprintln!(
+            "{} datagrams sent, {} delivered, ticks at {seen:?}",
+            sent,
+            *got.borrow()
+        );
+    }
+
     /// A GSO batch (equal segments and a shorter tail) to a loop socket:
     /// with GRO the kernel may hand it over as one buffer, and the handler
     /// still gets each datagram on its own, in order, from its sender.
