@@ -257,27 +257,46 @@ struct Row {
 }
 
 /// `rounds` runs of `once`: the median, or the first failure.
-fn rounds_of(name: &str, rounds: usize, mut once: impl FnMut() -> Result<Cost, String>) -> Row {
-    let mut costs = Vec::new();
-    for _ in 0..rounds {
-        match once() {
-            Ok(c) => costs.push(c),
-            Err(note) => {
-                return Row {
-                    name: name.into(),
-                    cost: None,
-                    conns: None,
-                    note,
-                };
+/// Runs every candidate `rounds` times, the rounds interleaved across
+/// the candidates and each round starting one candidate later (A B C, B C A,
+/// ...), so a drift in the machine lands on every candidate alike and none
+/// always runs first or after the same neighbour; each row is the median
+/// round by wall time (or the first error). `once(r)` runs round `r`.
+fn interleaved<F: FnMut(usize) -> Result<Cost, String>>(
+    rounds: usize,
+    mut cands: Vec<(&str, F)>,
+) -> Vec<Row> {
+    let count = cands.len();
+    let mut costs: Vec<Result<Vec<Cost>, String>> = vec![Ok(Vec::new()); count];
+    for r in 0..rounds {
+        for k in (0..count).map(|i| (i + r) % count) {
+            let Ok(done) = &mut costs[k] else { continue };
+            match (cands[k].1)(r) {
+                Ok(cost) => done.push(cost),
+                Err(e) => costs[k] = Err(e),
             }
         }
     }
-    Row {
-        name: name.into(),
-        cost: median_cost(costs),
-        conns: None,
-        note: String::new(),
-    }
+    cands
+        .iter()
+        .zip(costs)
+        .map(|((name, _), c)| {
+            match c.and_then(|c| median_cost(c).ok_or_else(|| "no rounds".into())) {
+                Ok(cost) => Row {
+                    name: (*name).into(),
+                    cost: Some(cost),
+                    conns: None,
+                    note: String::new(),
+                },
+                Err(note) => Row {
+                    name: (*name).into(),
+                    cost: None,
+                    conns: None,
+                    note,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Spinning processes at nice 19, one per CPU, for as long as this lives.
@@ -367,7 +386,6 @@ fn run(args: &Args) -> Result<(), String> {
             ""
         };
         println!("\n== {scenario}: {n} GETs of /hello, {conc} in flight{regime} ==");
-        let mut rows: Vec<Row> = Vec::new();
         let url_for = |tag: &str| format!("{base}/hello?{scenario}-{tag}");
         type Make<'a> = Box<dyn FnMut(&str) -> Command + 'a>;
         let mut candidates: Vec<(&str, Make<'_>)> = vec![
@@ -427,48 +445,26 @@ fn run(args: &Args) -> Result<(), String> {
                 }),
             ));
         }
-        // Rounds interleaved across the candidates (A B C, A B C, ...), so a
-        // drift in the machine (on this VM a sequential exchange is bound by
-        // how fast a halted vCPU wakes, which changes from minute to minute)
-        // lands on every candidate alike; the median round of each is kept.
         // The connection count is read from round 0's tag.
         let tags: Vec<String> = candidates
             .iter()
             .map(|(name, _)| name.chars().filter(char::is_ascii_alphanumeric).collect())
             .collect();
-        let mut costs: Vec<Result<Vec<Cost>, String>> = vec![Ok(Vec::new()); candidates.len()];
-        let count = candidates.len();
-        for r in 0..rounds {
-            // Each round starts one candidate later: none always runs
-            // first, or always after the same neighbour.
-            for k in (0..count).map(|i| (i + r) % count) {
-                let Ok(done) = &mut costs[k] else { continue };
-                let mut c = (candidates[k].1)(&format!("{}-{r}", tags[k]));
-                c.stdout(Stdio::null()).stderr(Stdio::inherit());
-                match run_measured(&mut c, LIMIT) {
-                    Ok(cost) => done.push(cost),
-                    Err(e) => costs[k] = Err(e),
-                }
-            }
-        }
-        for (k, (name, _)) in candidates.iter().enumerate() {
-            let conns = ng.connections_for(&format!("/hello?{scenario}-{}-0", tags[k]));
-            match costs[k]
-                .clone()
-                .and_then(|c| median_cost(c).ok_or_else(|| "no rounds".into()))
-            {
-                Ok(cost) => rows.push(Row {
-                    name: (*name).into(),
-                    cost: Some(cost),
-                    conns: Some(conns),
-                    note: String::new(),
-                }),
-                Err(e) => rows.push(Row {
-                    name: (*name).into(),
-                    cost: None,
-                    conns: None,
-                    note: e,
-                }),
+        let runs = candidates
+            .into_iter()
+            .zip(&tags)
+            .map(|((name, mut make), tag)| {
+                (name, move |r: usize| {
+                    let mut c = make(&format!("{tag}-{r}"));
+                    c.stdout(Stdio::null()).stderr(Stdio::inherit());
+                    run_measured(&mut c, LIMIT)
+                })
+            })
+            .collect();
+        let mut rows = interleaved(rounds, runs);
+        for (row, tag) in rows.iter_mut().zip(&tags) {
+            if row.cost.is_some() {
+                row.conns = Some(ng.connections_for(&format!("/hello?{scenario}-{tag}-0")));
             }
         }
         report.insert(scenario.into(), print_requests(&rows, n));
@@ -509,9 +505,14 @@ fn run(args: &Args) -> Result<(), String> {
             c.env("NODE_EXTRA_CA_CERTS", &ca);
             cands.push(("bun", c));
         }
-        for (name, cmd) in cands {
-            rows.push(rounds_of(name, rounds, || run_peak(&cmd, &work)));
-        }
+        let runs = cands
+            .into_iter()
+            .map(|(name, cmd)| {
+                let work = &work;
+                (name, move |_: usize| run_peak(&cmd, work))
+            })
+            .collect();
+        rows.extend(interleaved(rounds, runs));
         report.insert(format!("bulk_{scheme}"), print_bulk(&rows, bulk_mib));
     }
     let _ = std::fs::remove_file(&bulk);
@@ -544,10 +545,14 @@ fn run(args: &Args) -> Result<(), String> {
         let mut c = lib(&me, "reqwest", &turl, n_tunnels, 1);
         c.args(["--proxy", &proxy, "--ca", &ca, "--no-reuse"]);
         cands.push(("reqwest", c));
-        for (name, mut cmd) in cands {
-            cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
-            rows.push(rounds_of(name, rounds, || run_measured(&mut cmd, LIMIT)));
-        }
+        let runs = cands
+            .into_iter()
+            .map(|(name, mut cmd)| {
+                cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+                (name, move |_: usize| run_measured(&mut cmd, LIMIT))
+            })
+            .collect();
+        rows.extend(interleaved(rounds, runs));
         report.insert("connect_tunnels".into(), print_requests(&rows, n_tunnels));
     }
 
