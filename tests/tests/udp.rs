@@ -439,8 +439,8 @@ mod blocking_udp {
     /// A flood cannot starve the loop: a sender thread keeps the socket's
     /// queue full, faster than a handler that works 20 µs per datagram can
     /// drain it, so reading until EAGAIN would never return; reading a
-    /// bounded number per readiness lets a 5 ms timer tick all along, with
-    /// datagrams delivered between every two ticks.
+    /// bounded number per readiness lets a 5 ms timer tick all along while
+    /// datagrams are delivered.
     #[test]
     fn a_flood_cannot_starve_the_loops_timers() {
         use std::sync::Arc;
@@ -498,9 +498,12 @@ mod blocking_udp {
         r.unwrap();
         let seen = seen.borrow();
         assert!(seen.len() >= 20, "the timer starved: {} ticks", seen.len());
+        // Delivery went on while the timer ticked. (Not between every two
+        // ticks: on a loaded machine the sender thread may wait longer than
+        // a tick for a CPU, and the queue run dry meanwhile.)
         assert!(
-            seen.windows(2).all(|w| w[1] > w[0]),
-            "datagrams were not delivered between ticks: {seen:?}"
+            seen.last() > seen.first(),
+            "no datagram was delivered while the timer ticked: {seen:?}"
         );
         eprintln!(
             "{} datagrams sent, {} delivered, ticks at {seen:?}",
