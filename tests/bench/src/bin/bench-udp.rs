@@ -312,12 +312,6 @@ fn run_rx(kind: Rx, window: Duration, send_cpu: Option<usize>, recv_cpu: Option<
         "{}: every datagram whole",
         kind.name()
     );
-    assert_eq!(
-        bytes,
-        got * SIZE as u64,
-        "{}: every datagram whole",
-        kind.name()
-    );
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
     Run {
