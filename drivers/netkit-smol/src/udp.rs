@@ -58,8 +58,8 @@ pub struct UdpSocket {
 }
 
 /// A GRO buffer being handed out: `buf[pos..len]` are the datagrams left
-/// (while `left`; an empty datagram is one too), each `segment` bytes but
-/// the last (0: one datagram).
+/// (while `left`; an empty datagram is one too), cut as
+/// `netkit_udp::recv::split` cuts them.
 struct Coalesced {
     buf: Vec<u8>,
     len: usize,
@@ -77,12 +77,9 @@ impl Coalesced {
         if !self.left {
             return None;
         }
-        let end = if self.segment == 0 {
-            self.len
-        } else {
-            (self.pos + self.segment).min(self.len)
-        };
-        let piece = &self.buf[self.pos..end];
+        // The datagrams left start at `pos`, so the next is split's first.
+        let piece = netkit_udp::recv::split(&self.buf[self.pos..self.len], self.segment).next()?;
+        let end = self.pos + piece.len();
         let n = piece.len().min(out.len());
         out[..n].copy_from_slice(&piece[..n]);
         self.pos = end;
@@ -294,7 +291,7 @@ impl UdpSocket {
     }
 
     /// The std socket underneath (non-blocking), for options netkit does
-    /// not wrap (`SO_SNDBUF` through `socket2::SockRef`, ...).
+    /// not wrap (through `socket2::SockRef`).
     #[must_use]
     pub fn get_ref(&self) -> &std::net::UdpSocket {
         self.io.get_ref()
