@@ -300,16 +300,11 @@ impl EventLoop {
         let now = Instant::now();
         let ip = self.resolver.lookup_now(now, &opts.hostname)?;
         let peer = match &opts.connect {
-            Some((host, _)) => {
-                let addrs = match self.resolver.lookup(now, host) {
-                    Resolution::Ready(r) => r?,
-                    Resolution::Pending(r) => {
-                        self.resolver.forget(r);
-                        Vec::new()
-                    }
-                };
-                Some(netkit_sys::udp::pick_peer(ip, host, &addrs)?)
-            }
+            Some((host, _)) => Some(netkit_sys::udp::pick_peer(
+                ip,
+                host,
+                &self.resolver.lookup_all_now(now, host)?,
+            )?),
             None => None,
         };
         self.udp_at(&opts, ip, peer, handler)

@@ -339,14 +339,20 @@ impl Resolver {
     /// bind or connect at once (a listener, a UDP socket); a name that
     /// needs a query is `ENOTFOUND` (nothing is left in flight).
     pub fn lookup_now(&mut self, now: Instant, host: &str) -> Result<IpAddr, Error> {
-        let first = match self.lookup(now, host) {
-            Resolution::Ready(r) => r?.into_iter().next(),
+        first_address(host, &self.lookup_all_now(now, host)?)
+    }
+
+    /// Every address of `host` answerable without a query, as
+    /// [`lookup_now`](Self::lookup_now) looks; none (and nothing left in
+    /// flight) for a name that needs one.
+    pub fn lookup_all_now(&mut self, now: Instant, host: &str) -> Result<Vec<IpAddr>, Error> {
+        match self.lookup(now, host) {
+            Resolution::Ready(r) => r,
             Resolution::Pending(r) => {
                 self.forget(r);
-                None
+                Ok(Vec::new())
             }
-        };
-        first.ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
+        }
     }
 
     /// node's `resolve*`: the records of `name` (never the hosts file), from
@@ -458,6 +464,15 @@ impl Resolver {
             None => self.dns.stats(),
         }
     }
+}
+
+/// The first of `host`'s addresses; `ENOTFOUND` (node's `getaddrinfo HOST`)
+/// when there is none.
+pub fn first_address(host: &str, addrs: &[IpAddr]) -> Result<IpAddr, Error> {
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
 }
 
 #[cfg(test)]

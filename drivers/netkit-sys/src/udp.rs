@@ -62,10 +62,7 @@ pub fn family_of(sock: &UdpSocket) -> Family {
 /// The address to bind among a bind host's addresses: the first
 /// (`ENOTFOUND` when there is none).
 pub fn pick_bind(host: &str, addrs: &[IpAddr]) -> Result<IpAddr, Error> {
-    addrs
-        .first()
-        .copied()
-        .ok_or_else(|| Error::os("ENOTFOUND", format!("getaddrinfo {host}")))
+    crate::resolve::first_address(host, addrs)
 }
 
 /// The peer to connect to among a connect host's addresses, for a socket
@@ -81,7 +78,7 @@ pub fn pick_peer(bind: IpAddr, host: &str, addrs: &[IpAddr]) -> Result<IpAddr, E
             "EAFNOSUPPORT",
             format!("connect {host}: no IPv4 address for an IPv4 socket"),
         )),
-        (None, None) => Err(Error::os("ENOTFOUND", format!("getaddrinfo {host}"))),
+        (None, None) => crate::resolve::first_address(host, addrs),
     }
 }
 
