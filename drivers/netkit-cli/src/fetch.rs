@@ -224,6 +224,11 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     // thousands of times parses it once, and holds one request at a time
     // per slot in flight, not thousands. (`--data-file` is opened here once
     // to report an unreadable file up front, then again per request.)
+    let user_headers: Vec<(String, Vec<u8>)> = args
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
+        .collect();
     let mut planned: Vec<Planned> = Vec::with_capacity(args.urls.len());
     let mut distinct: Vec<Url> = Vec::new();
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -264,11 +269,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                 .request(m, u, payload, wall_clock())
                 .map_err(|e| Failure(e.to_string()))?;
             // The user's headers go unsigned, after the signed ones.
-            r.headers.extend(
-                args.headers
-                    .iter()
-                    .map(|(n, v)| (n.clone(), v.clone().into_bytes())),
-            );
+            r.headers.extend(user_headers.iter().cloned());
             planned.push(Planned::Ready(Box::new(r)));
         } else {
             let k = match seen.get(u.as_str()) {
@@ -290,11 +291,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
             Planned::Ready(r) => (*r, None),
             Planned::Http(k) => {
                 let mut r = Request::new(&method, distinct[k].clone());
-                r.headers = args
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
-                    .collect();
+                r.headers.clone_from(&user_headers);
                 r.body = body.clone().map(Body::Bytes);
                 let up = match (&body, &args.data_file) {
                     (None, Some(p)) => Some(upload(p)?),
