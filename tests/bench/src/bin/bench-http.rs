@@ -256,7 +256,6 @@ struct Row {
     note: String,
 }
 
-/// `rounds` runs of `once`: the median, or the first failure.
 /// Runs every candidate `rounds` times, the rounds interleaved across
 /// the candidates and each round starting one candidate later (A B C, B C A,
 /// ...), so a drift in the machine lands on every candidate alike and none
@@ -471,51 +470,49 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     // 3: bulk.
-    let bulk = ng.root.join("nogzip/bulk.bin");
     if wanted("bulk") {
-        let f = std::fs::File::create(&bulk).map_err(|e| e.to_string())?;
-        let chunk = netkit_tests::http::text_file(1 << 20);
-        let mut w = std::io::BufWriter::new(f);
-        for _ in 0..bulk_mib {
-            w.write_all(&chunk).map_err(|e| e.to_string())?;
+        let bulk = ng.root.join("nogzip/bulk.bin");
+        {
+            let f = std::fs::File::create(&bulk).map_err(|e| e.to_string())?;
+            let chunk = netkit_tests::http::text_file(1 << 20);
+            let mut w = std::io::BufWriter::new(f);
+            for _ in 0..bulk_mib {
+                w.write_all(&chunk).map_err(|e| e.to_string())?;
+            }
         }
+        for (scheme, url) in [
+            ("http", format!("{base}/nogzip/bulk.bin")),
+            (
+                "https",
+                format!("https://localhost:{}/nogzip/bulk.bin", ng.https.port()),
+            ),
+        ] {
+            println!("\n== bulk {scheme}: {bulk_mib} MiB to /dev/null ==");
+            let mut cands: Vec<(&str, Command)> = Vec::new();
+            let mut c = Command::new(&netkit);
+            c.args(["fetch", "-o", "/dev/null", "--cacert", &ca, &url]);
+            cands.push(("netkit (CLI)", c));
+            let mut c = Command::new("curl");
+            c.args(["-s", "-o", "/dev/null", "--cacert", &ca, &url]);
+            cands.push(("curl", c));
+            if let Some(b) = &bun {
+                let mut c = Command::new(b);
+                c.arg(&bun_script).arg(&url).arg("1").arg("1");
+                c.env("NODE_EXTRA_CA_CERTS", &ca);
+                cands.push(("bun", c));
+            }
+            let runs = cands
+                .into_iter()
+                .map(|(name, cmd)| {
+                    let work = &work;
+                    (name, move |_: usize| run_peak(&cmd, work))
+                })
+                .collect();
+            let rows = interleaved(rounds, runs);
+            report.insert(format!("bulk_{scheme}"), print_bulk(&rows, bulk_mib));
+        }
+        let _ = std::fs::remove_file(&bulk);
     }
-    for (scheme, url) in [
-        ("http", format!("{base}/nogzip/bulk.bin")),
-        (
-            "https",
-            format!("https://localhost:{}/nogzip/bulk.bin", ng.https.port()),
-        ),
-    ] {
-        if !wanted("bulk") {
-            continue;
-        }
-        println!("\n== bulk {scheme}: {bulk_mib} MiB to /dev/null ==");
-        let mut rows = Vec::new();
-        let mut cands: Vec<(&str, Command)> = Vec::new();
-        let mut c = Command::new(&netkit);
-        c.args(["fetch", "-o", "/dev/null", "--cacert", &ca, &url]);
-        cands.push(("netkit (CLI)", c));
-        let mut c = Command::new("curl");
-        c.args(["-s", "-o", "/dev/null", "--cacert", &ca, &url]);
-        cands.push(("curl", c));
-        if let Some(b) = &bun {
-            let mut c = Command::new(b);
-            c.arg(&bun_script).arg(&url).arg("1").arg("1");
-            c.env("NODE_EXTRA_CA_CERTS", &ca);
-            cands.push(("bun", c));
-        }
-        let runs = cands
-            .into_iter()
-            .map(|(name, cmd)| {
-                let work = &work;
-                (name, move |_: usize| run_peak(&cmd, work))
-            })
-            .collect();
-        rows.extend(interleaved(rounds, runs));
-        report.insert(format!("bulk_{scheme}"), print_bulk(&rows, bulk_mib));
-    }
-    let _ = std::fs::remove_file(&bulk);
 
     // 4: CONNECT tunnels.
     if wanted("tunnels") {
@@ -524,7 +521,6 @@ fn run(args: &Args) -> Result<(), String> {
         );
         let proxy = format!("http://{}", tp.addr);
         let turl = format!("https://localhost:{}/hello", ng.https.port());
-        let mut rows = Vec::new();
         let mut c = Command::new(&netkit);
         c.args([
             "fetch",
@@ -552,7 +548,7 @@ fn run(args: &Args) -> Result<(), String> {
                 (name, move |_: usize| run_measured(&mut cmd, LIMIT))
             })
             .collect();
-        rows.extend(interleaved(rounds, runs));
+        let rows = interleaved(rounds, runs);
         report.insert("connect_tunnels".into(), print_requests(&rows, n_tunnels));
     }
 
