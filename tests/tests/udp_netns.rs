@@ -49,33 +49,33 @@ impl Netns {
     /// is a failure.
     fn new(tag: &str) -> Option<Self> {
         let id = format!("{}{tag}", std::process::id());
-        let (va, vb) = (format!("nkva{id}"), format!("nkvb{id}"));
         let ns = Self {
             a: format!("nka{id}"),
             b: format!("nkb{id}"),
-            va: va.clone(),
-            vb: vb.clone(),
+            va: format!("nkva{id}"),
+            vb: format!("nkvb{id}"),
         };
+        let (va, vb) = (&ns.va, &ns.vb);
         let setup = || -> Result<(), String> {
             ip(&["netns", "add", &ns.a])?;
             ip(&["netns", "add", &ns.b])?;
-            ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
-            ip(&["link", "set", &va, "netns", &ns.a])?;
-            ip(&["link", "set", &vb, "netns", &ns.b])?;
-            for (n, dev, addrs) in [
-                (&ns.a, &va, &[SENDER, OTHER_SOURCE][..]),
-                (&ns.b, &vb, &[RECEIVER][..]),
+            ip(&["link", "add", va, "type", "veth", "peer", "name", vb])?;
+            ip(&["link", "set", va, "netns", &ns.a])?;
+            ip(&["link", "set", vb, "netns", &ns.b])?;
+            for (n, dev, addrs, v6) in [
+                (
+                    &ns.a,
+                    va,
+                    &[SENDER, OTHER_SOURCE][..],
+                    &[SENDER6, OTHER_SOURCE6][..],
+                ),
+                (&ns.b, vb, &[RECEIVER][..], &[RECEIVER6][..]),
             ] {
                 for a in addrs {
                     ip(&["-n", n, "addr", "add", &format!("{a}/24"), "dev", dev])?;
                 }
                 // IPv6 beside, without duplicate address detection (an
                 // address is usable, and a source, at once).
-                let v6: &[&str] = if n == &ns.a {
-                    &[SENDER6, OTHER_SOURCE6]
-                } else {
-                    &[RECEIVER6]
-                };
                 for a in v6 {
                     ip(&[
                         "-n",

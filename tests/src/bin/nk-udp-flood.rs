@@ -37,6 +37,17 @@ struct Flood {
     st: Rc<RefCell<State>>,
 }
 
+/// The next `sendMany` list: up to BATCH datagrams from `next`, to `ip`
+/// and `port`, and how many it holds.
+fn batch<'a>(grams: &'a [Vec<u8>], next: usize, ip: &'a str, port: i64) -> (Vec<Arg<'a>>, usize) {
+    let end = (next + BATCH).min(grams.len());
+    let mut list = Vec::new();
+    for g in &grams[next..end] {
+        list.extend([Arg::Data(g), Arg::Port(port), Arg::Addr(ip)]);
+    }
+    (list, end - next)
+}
+
 impl Flood {
     /// Sends from `next` until the kernel takes less than a whole batch.
     fn pump(&self, s: &mut UdpSocket<'_>) {
@@ -44,14 +55,10 @@ impl Flood {
         let port = i64::from(self.to.port());
         let mut st = self.st.borrow_mut();
         while st.next < self.grams.len() {
-            let end = (st.next + BATCH).min(self.grams.len());
-            let mut list = Vec::new();
-            for g in &self.grams[st.next..end] {
-                list.extend([Arg::Data(g), Arg::Port(port), Arg::Addr(&ip)]);
-            }
+            let (list, len) = batch(&self.grams, st.next, &ip, port);
             let n = s.send_many(&list).expect("sendMany");
             st.next += n;
-            if n < end - (st.next - n) {
+            if n < len {
                 st.partial += 1;
                 return; // `drain` follows
             }
@@ -79,15 +86,10 @@ fn flood_smol(grams: &[Vec<u8>], to: SocketAddr, st: &RefCell<State>) {
         let port = i64::from(to.port());
         let deadline = Instant::now() + Duration::from_secs(60);
         while st.borrow().next < grams.len() && Instant::now() < deadline {
-            let next = st.borrow().next;
-            let end = (next + BATCH).min(grams.len());
-            let mut list = Vec::new();
-            for g in &grams[next..end] {
-                list.extend([Arg::Data(g), Arg::Port(port), Arg::Addr(&ip)]);
-            }
+            let (list, len) = batch(grams, st.borrow().next, &ip, port);
             let n = s.send_many(&list).expect("sendMany");
             st.borrow_mut().next += n;
-            if n < end - next {
+            if n < len {
                 st.borrow_mut().partial += 1;
                 s.writable().await.expect("writable");
                 st.borrow_mut().drains += 1;
