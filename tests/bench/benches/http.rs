@@ -88,7 +88,9 @@ fn decode(input: &[u8], pieces: &[usize]) -> usize {
 
 /// The same as [`decode`], with the bytes of each read appended to a `Vec`
 /// and the consumed ones drained from its front, as a simpler driver does:
-/// the per-piece cost of that buffer shown beside the decoder's.
+/// the per-piece cost of that buffer shown beside the decoder's. (The event
+/// loop is written out in both: one shared helper, even `#[inline(always)]`,
+/// made the piece rows 9-11% slower, harness cost that is not the decoder's.)
 fn decode_vec(input: &[u8], pieces: &[usize], buf: &mut Vec<u8>) -> usize {
     let mut d = ResponseDecoder::new(RequestKind::Other, Limits::default());
     buf.clear();
