@@ -36,6 +36,86 @@ pub fn free_udp_port() -> u16 {
         .expect("bind udp 127.0.0.1:0")
 }
 
+/// A TCP port on 127.0.0.1 where nothing listens, for as long as this
+/// lives: a socket bound there without `listen`, so a connect is refused
+/// (RST: ECONNREFUSED). A port bound and released ([`free_port`]) is not
+/// reliably closed: tests run in parallel threads, and a process another
+/// test forks meanwhile holds the listener open (accepting into its
+/// backlog) until it execs.
+#[derive(Debug)]
+pub struct ClosedTcpPort {
+    _sock: socket2::Socket,
+    /// The port.
+    pub port: u16,
+}
+
+/// See [`ClosedTcpPort`].
+pub fn closed_tcp_port() -> ClosedTcpPort {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("tcp socket");
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let port = sock
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("local_addr");
+    ClosedTcpPort { _sock: sock, port }
+}
+
+/// A UDP socket on 127.0.0.1 that hears nobody, for as long as it lives:
+/// connected to port 1 of its own address, it gets no datagram from anyone
+/// else, so the kernel answers a datagram to its port with an ICMP port
+/// unreachable (ECONNREFUSED on a connected sender), as for a closed port.
+/// Closing a socket would not do reliably, for the reason
+/// [`ClosedTcpPort`] gives.
+pub fn deaf_udp_socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp 127.0.0.1:0");
+    make_deaf(&s);
+    s
+}
+
+/// Makes a UDP socket hear nobody, as [`deaf_udp_socket`] (a peer that
+/// should now look gone).
+pub fn make_deaf(s: &UdpSocket) {
+    let me = s.local_addr().expect("local_addr");
+    s.connect(SocketAddr::new(me.ip(), 1))
+        .expect("connect to port 1");
+}
+
+/// What the kernel says about UDP port `port` and its datagram drops, for
+/// the message of a test whose datagram never came: the sockets on the
+/// port with their queues (`/proc/net/udp{,6}`), the UDP counters
+/// (`NoPorts`, `RcvbufErrors`, ...) and the per-CPU backlog drops
+/// (`/proc/net/softnet_stat`).
+pub fn udp_diagnostics(port: u16) -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let hex = format!(":{port:04X} ");
+    let mut out = format!("sockets with port {port} (local or remote):\n");
+    for line in read("/proc/net/udp")
+        .lines()
+        .chain(read("/proc/net/udp6").lines())
+        .filter(|l| l.contains(&hex))
+    {
+        out.push_str(line.trim());
+        out.push('\n');
+    }
+    for line in read("/proc/net/snmp")
+        .lines()
+        .filter(|l| l.starts_with("Udp:"))
+    {
+        out.push_str(line);
+        out.push('\n');
+    }
+    let drops: Vec<String> = read("/proc/net/softnet_stat")
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect();
+    out.push_str(&format!("softnet drops per CPU (hex): {drops:?}"));
+    out
+}
+
 /// A port on 127.0.0.1 free for both TCP and UDP at once (bound with both, then
 /// released), for a peer that listens on both, such as a DNS server.
 pub fn free_tcp_udp_port() -> u16 {

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netkit_tests::peer::Peer;
-use netkit_tests::{bin, free_port, parse_listening, rss_bytes};
+use netkit_tests::{bin, parse_listening, rss_bytes};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -83,7 +83,8 @@ fn listen_prints_then_serves_without_echo() {
 
 #[test]
 fn connect_refused() {
-    let port = free_port();
+    let closed = netkit_tests::closed_tcp_port();
+    let port = closed.port;
     let (code, out, err) = run(&["connect", "127.0.0.1", &port.to_string()], b"");
     assert_eq!(code, 1);
     assert!(out.is_empty());

@@ -15,11 +15,6 @@ use netkit_sys::{ConnectOptions, Error, Resolver, SharedHandler, Socket};
 use netkit_tests::peer::TempDir;
 use netkit_tests::servers::Driver;
 
-fn closed_port() -> u16 {
-    // Bind then drop: nothing listens there now.
-    netkit_tests::free_port()
-}
-
 /// What a client saw, in order; one handler for both drivers.
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<String>>>);
@@ -189,7 +184,8 @@ fn assert_half_close(log: &[String], peer_ip: &str) {
 }
 
 fn refused(d: Driver) {
-    let port = closed_port();
+    let closed = netkit_tests::closed_tcp_port();
+    let port = closed.port;
     let log = run_client(d, ConnectOptions::new("127.0.0.1", port), None);
     assert_eq!(
         log,
@@ -341,11 +337,12 @@ fn a_name_only_dns_knows(d: Driver) {
 /// A dead DNS server: the connect fails with the resolver's error, at once
 /// (ICMP port unreachable), not after a timeout.
 fn a_dead_dns_server_is_a_connect_error(d: Driver) {
+    let deaf = netkit_tests::deaf_udp_socket();
     let log = run_client_with(
         d,
         ConnectOptions::new("anything.test", 80),
         None,
-        SocketAddr::from(([127, 0, 0, 1], closed_port())),
+        deaf.local_addr().unwrap(),
     );
     assert_eq!(
         log,
@@ -364,7 +361,8 @@ fn a_failed_connect_forgets_the_names_addresses(d: Driver) {
         60,
         RData::A(A::new(127, 0, 0, 1)),
     )]);
-    let port = closed_port();
+    let closed = netkit_tests::closed_tcp_port();
+    let port = closed.port;
     let resolver = || Resolver::new(HostsFile::new("/nonexistent"), settings(dns.addr()));
     let asked = || {
         dns.questions()
@@ -404,7 +402,8 @@ fn a_failed_connect_forgets_the_names_addresses(d: Driver) {
 }
 
 fn a_bad_tls_server_name_is_a_connect_error(d: Driver) {
-    let mut opts = ConnectOptions::new("127.0.0.1", closed_port());
+    let closed = netkit_tests::closed_tcp_port();
+    let mut opts = ConnectOptions::new("127.0.0.1", closed.port);
     opts.tls = Some(netkit_sys::ClientTls {
         config: netkit_sys::tls::client_config(&netkit_tls::ClientOptions::default()).unwrap(),
         server_name: Some("not a name!".into()),

@@ -270,7 +270,8 @@ fn error_codes() {
     );
     fails(s, &["lookup", "nx.test"], "ENOTFOUND: getaddrinfo nx.test");
     // A dead server (nothing on the port): refused, at once.
-    let dead = SocketAddr::from(([127, 0, 0, 1], netkit_tests::free_udp_port()));
+    let deaf = netkit_tests::deaf_udp_socket();
+    let dead = deaf.local_addr().unwrap();
     fails(dead, &["resolve4", "a.test"], "ECONNREFUSED: queryA a.test");
     // A silent server (reads, never answers): ETIMEOUT after --timeout ×
     // --tries, each try a datagram of its own.

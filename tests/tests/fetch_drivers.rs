@@ -300,9 +300,10 @@ fn the_plain_blocking_fetch_for_scripts() {
             .unwrap();
     assert_eq!((r.status(), r.text().as_str()), (200, "small\n"));
     assert!(r.url.path().ends_with("/small.txt"));
+    let closed = netkit_tests::closed_tcp_port();
     let e = netkit_blocking::fetch::fetch(
         config(&pki),
-        get(&format!("http://127.0.0.1:{}/", netkit_tests::free_port())),
+        get(&format!("http://127.0.0.1:{}/", closed.port)),
     )
     .unwrap_err();
     assert_eq!(e.kind(), "ECONNREFUSED");

@@ -295,7 +295,8 @@ fn through_tinyproxy_forwarding_and_connect() {
 fn proxy_environment_matrix() {
     let pki = Pki::new();
     let Some(ng) = Nginx::start(&pki) else { return };
-    let dead = format!("http://127.0.0.1:{}", netkit_tests::free_port());
+    let closed = netkit_tests::closed_tcp_port();
+    let dead = format!("http://127.0.0.1:{}", closed.port);
     let refused = format!(
         "ECONNREFUSED: connect {}",
         dead.trim_start_matches("http://")
