@@ -32,7 +32,7 @@
 
 mod sigv4;
 
-pub use sigv4::{Signer, amz_date, hex_sha256};
+pub use sigv4::{PayloadHasher, Signer, amz_date, hex_sha256};
 
 use std::time::Duration;
 
@@ -184,7 +184,6 @@ impl S3Config {
         if !matches!(method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE") {
             return Err(Error::Method(method));
         }
-        let url = self.url(s3_url)?;
         let body = match method.as_str() {
             "PUT" => Some(body.unwrap_or_default()),
             _ => None,
@@ -192,12 +191,38 @@ impl S3Config {
         let payload = body
             .as_deref()
             .map_or_else(|| EMPTY_SHA256.to_owned(), hex_sha256);
-        let mut req = Request::new(&method, url);
-        let headers =
-            self.signer(now)
-                .sign(&method, &req.url, self.session_token.as_deref(), &payload);
-        req.headers = headers;
+        let mut req = self.signed(&method, s3_url, &payload, now)?;
         req.body = body.map(netkit_fetch::Body::Bytes);
+        Ok(req)
+    }
+
+    /// The signed `PUT` of a body the caller streams (a file, read as the
+    /// connection takes it, never held whole): `payload_sha256` is its hex
+    /// SHA-256, from a [`PayloadHasher`] fed the same bytes beforehand. The
+    /// request has no body of its own; the driver attaches the stream
+    /// (`Body::Stream`), and a body that changed since it was hashed is
+    /// refused by the server (its signature no longer matches).
+    pub fn put_streamed(
+        &self,
+        s3_url: &str,
+        payload_sha256: &str,
+        now: Duration,
+    ) -> Result<Request, Error> {
+        self.signed("PUT", s3_url, payload_sha256, now)
+    }
+
+    fn signed(
+        &self,
+        method: &str,
+        s3_url: &str,
+        payload: &str,
+        now: Duration,
+    ) -> Result<Request, Error> {
+        let url = self.url(s3_url)?;
+        let mut req = Request::new(method, url);
+        req.headers =
+            self.signer(now)
+                .sign(method, &req.url, self.session_token.as_deref(), payload);
         // The object comes back as stored: one saved with a
         // `Content-Encoding` (a gzip file, say) is not decoded on the way.
         req.decompress = false;

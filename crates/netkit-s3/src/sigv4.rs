@@ -180,6 +180,30 @@ pub fn hex_sha256(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
+/// SigV4's payload hash of a body fed in pieces (a file read in chunks, so
+/// it is never held whole): the same as [`hex_sha256`] of the pieces joined.
+#[derive(Debug, Clone, Default)]
+pub struct PayloadHasher(Sha256);
+
+impl PayloadHasher {
+    /// A hasher that has seen nothing (its hash is `EMPTY_SHA256`).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next piece of the body.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// The hex SHA-256 of everything fed.
+    #[must_use]
+    pub fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
 /// A wall-clock time, given as its distance from the Unix epoch, in SigV4's
 /// `YYYYMMDDTHHMMSSZ` form (UTC).
 #[must_use]

@@ -344,7 +344,46 @@ fn requests_are_signed_over_what_is_sent() {
     assert!(String::from_utf8_lossy(&auth.1).contains("x-amz-date;x-amz-security-token,"));
 }
 
+/// A PUT whose body is streamed is signed exactly as the same PUT with the
+/// body in memory, given the body's hash from the hasher.
+#[test]
+fn a_streamed_put_is_signed_as_the_same_put_in_memory() {
+    let c = config();
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let now = Duration::from_secs(1_700_000_000);
+    let whole = c
+        .request("PUT", "s3://b/k", Some(body.clone()), now)
+        .unwrap();
+    let mut h = PayloadHasher::new();
+    for piece in body.chunks(4096) {
+        h.update(piece);
+    }
+    let streamed = c.put_streamed("s3://b/k", &h.finish(), now).unwrap();
+    assert_eq!(streamed.headers, whole.headers);
+    assert_eq!(
+        (streamed.method.as_str(), &streamed.url),
+        ("PUT", &whole.url)
+    );
+    assert!(streamed.body.is_none(), "the driver attaches the stream");
+    assert!(!streamed.decompress);
+    assert_eq!(PayloadHasher::new().finish(), EMPTY_SHA256);
+}
+
 proptest::proptest! {
+    /// The hash of a body fed in any pieces is the hash of the whole.
+    #[test]
+    fn any_split_of_the_payload_hashes_alike(body in proptest::collection::vec(proptest::num::u8::ANY, 0..2000), cuts in proptest::collection::vec(0usize..2000, 0..8)) {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+        cuts.sort_unstable();
+        let mut h = PayloadHasher::new();
+        let mut at = 0;
+        for c in cuts.into_iter().chain([body.len()]) {
+            h.update(&body[at..c]);
+            at = c;
+        }
+        proptest::prop_assert_eq!(h.finish(), hex_sha256(&body));
+    }
+
     /// Any key round-trips: the encoded path decodes back to the key, and
     /// only unreserved characters, `/` and `%XX` appear in it.
     #[test]

@@ -166,10 +166,27 @@ impl Progress {
 }
 
 /// A URL checked and waiting for its turn: an s3:// request signed up
-/// front, or an http(s) URL (an index into the distinct parsed URLs).
+/// front (`true`: `--data-file` streams as its body), or an http(s) URL (an
+/// index into the distinct parsed URLs).
 enum Planned {
-    Ready(Box<Request>),
+    Ready(Box<Request>, bool),
     Http(usize),
+}
+
+/// SigV4's hash of the file at `p`, read in pieces (never held whole).
+fn file_sha256(p: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut h = netkit_s3::PayloadHasher::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// One URL's progress toward the output.
@@ -185,8 +202,9 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let verbose = args.verbose
         || std::env::var("NETKIT_VERBOSE_FETCH").is_ok_and(|v| v.eq_ignore_ascii_case("curl"));
     // `-d` is sent from memory; `--data-file` is streamed from the file
-    // (an Upload per request, read as the connection takes it), except to
-    // s3://, whose signature covers the payload's hash.
+    // (an Upload per request, read as the connection takes it). To s3://,
+    // whose signature covers the payload's hash, the file is read once
+    // more before, in pieces, for that hash.
     let cannot_read = |p: &std::path::Path, e: std::io::Error| {
         Failure(format!(
             "{}: cannot read {}: {e}",
@@ -195,7 +213,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         ))
     };
     let upload = |p: &std::path::Path| Upload::file(p).map_err(|e| cannot_read(p, e));
-    let mut file_bytes: Option<Vec<u8>> = None;
+    let mut file_hash: Option<String> = None;
     let has_body = args.data.is_some() || args.data_file.is_some();
     let body = args.data.clone().map(String::into_bytes);
     let method = args
@@ -234,9 +252,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     if body.is_none() {
         if let Some(p) = &args.data_file {
-            if args.urls.iter().any(|u| !u.starts_with("s3://")) {
-                drop(upload(p)?);
-            }
+            drop(upload(p)?);
         }
     }
     let mut s3: Option<netkit_s3::S3Config> = None;
@@ -255,22 +271,23 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                 .method
                 .as_deref()
                 .unwrap_or(if has_body { "PUT" } else { "GET" });
-            let payload = match (&body, &args.data_file) {
-                (Some(b), _) => Some(b.clone()),
-                (None, Some(p)) => Some(match &file_bytes {
-                    Some(b) => b.clone(),
-                    None => file_bytes
-                        .insert(std::fs::read(p).map_err(|e| cannot_read(p, e))?)
-                        .clone(),
-                }),
-                (None, None) => None,
+            // Only a PUT carries a body to S3.
+            let streamed =
+                body.is_none() && args.data_file.is_some() && m.eq_ignore_ascii_case("PUT");
+            let r = match (&args.data_file, streamed) {
+                (Some(p), true) => {
+                    let hash = match &file_hash {
+                        Some(h) => h,
+                        None => file_hash.insert(file_sha256(p).map_err(|e| cannot_read(p, e))?),
+                    };
+                    s3.put_streamed(u, hash, wall_clock())
+                }
+                _ => s3.request(m, u, body.clone(), wall_clock()),
             };
-            let mut r = s3
-                .request(m, u, payload, wall_clock())
-                .map_err(|e| Failure(e.to_string()))?;
+            let mut r = r.map_err(|e| Failure(e.to_string()))?;
             // The user's headers go unsigned, after the signed ones.
             r.headers.extend(user_headers.iter().cloned());
-            planned.push(Planned::Ready(Box::new(r)));
+            planned.push(Planned::Ready(Box::new(r), streamed));
         } else {
             let k = match seen.get(u.as_str()) {
                 Some(&k) => k,
@@ -288,7 +305,13 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     drop(seen);
     let make = |p: Planned| -> Result<(Request, Option<Upload>), Failure> {
         let (mut r, up) = match p {
-            Planned::Ready(r) => (*r, None),
+            Planned::Ready(r, streamed) => {
+                let up = match &args.data_file {
+                    Some(p) if streamed => Some(upload(p)?),
+                    _ => None,
+                };
+                (*r, up)
+            }
             Planned::Http(k) => {
                 let mut r = Request::new(&method, distinct[k].clone());
                 r.headers.clone_from(&user_headers);
