@@ -250,6 +250,13 @@ fn cli_listen(path: &Path, extra: &[&str]) -> Peer {
     p
 }
 
+/// Waits until `peer` (socat with `fork`, so a probe costs it nothing)
+/// accepts on `path`. The socket file appears at bind, before listen: a
+/// connect in between is refused, so the file is no sign of readiness.
+fn listening(peer: &Peer, path: &Path) {
+    peer.wait_ready(LIMIT, || UnixStream::connect(path).is_ok());
+}
+
 fn cli_connect(args: &[&str], path: &Path, stdin: &[u8]) -> (i32, Vec<u8>, String) {
     let mut cmd = Command::new(bin("netkit"));
     cmd.arg("connect").arg("--unix").arg(path).args(args);
@@ -347,10 +354,10 @@ fn cli_unix_with_socat() {
     // socat as the server of `netkit connect --unix` (it echoes with cat).
     let spath = dir.path().join("socat.sock");
     let mut cmd = Command::new("socat");
-    cmd.arg(format!("UNIX-LISTEN:{}", spath.display()))
+    cmd.arg(format!("UNIX-LISTEN:{},fork", spath.display()))
         .arg("EXEC:cat");
     let socat = Peer::spawn("socat UNIX-LISTEN", cmd).expect("spawn socat");
-    socat.wait_ready(LIMIT, || spath.exists());
+    listening(&socat, &spath);
     let (code, out, err) = cli_connect(&[], &spath, b"round trip");
     assert_eq!((code, out.as_slice()), (0, &b"round trip"[..]), "{err}");
 }
@@ -408,7 +415,7 @@ fn cli_tls_over_unix_with_openssl() {
     cmd.arg(format!("UNIX-LISTEN:{},fork", spath.display()))
         .arg(format!("TCP:127.0.0.1:{port}"));
     let relay = Peer::spawn("socat UNIX-LISTEN to s_server", cmd).expect("spawn socat");
-    relay.wait_ready(LIMIT, || spath.exists());
+    listening(&relay, &spath);
     let ca = pki.ca.to_str().unwrap();
     let (code, out, err) = cli_connect(&["--tls", "--cacert", ca], &spath, b"olleh\n");
     assert_eq!(code, 0, "{err}");
