@@ -204,6 +204,19 @@ impl PayloadHasher {
     }
 }
 
+/// Writing feeds the hasher (so `std::io::copy` can hash a reader); it
+/// takes every byte and never fails.
+impl std::io::Write for PayloadHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A wall-clock time, given as its distance from the Unix epoch, in SigV4's
 /// `YYYYMMDDTHHMMSSZ` form (UTC).
 #[must_use]

@@ -367,6 +367,10 @@ fn a_streamed_put_is_signed_as_the_same_put_in_memory() {
     assert!(streamed.body.is_none(), "the driver attaches the stream");
     assert!(!streamed.decompress);
     assert_eq!(PayloadHasher::new().finish(), EMPTY_SHA256);
+    // Fed by io::copy, as a caller hashes a file.
+    let mut h = PayloadHasher::new();
+    std::io::copy(&mut body.as_slice(), &mut h).unwrap();
+    assert_eq!(h.finish(), hex_sha256(&body));
 }
 
 proptest::proptest! {

@@ -175,18 +175,9 @@ enum Planned {
 
 /// SigV4's hash of the file at `p`, read in pieces (never held whole).
 fn file_sha256(p: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(p)?;
     let mut h = netkit_s3::PayloadHasher::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(h.finish()),
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    std::io::copy(&mut std::fs::File::open(p)?, &mut h)?;
+    Ok(h.finish())
 }
 
 /// One URL's progress toward the output.
