@@ -263,22 +263,24 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                 .as_deref()
                 .unwrap_or(if has_body { "PUT" } else { "GET" });
             // Only a PUT carries a body to S3.
-            let streamed =
-                body.is_none() && args.data_file.is_some() && m.eq_ignore_ascii_case("PUT");
-            let r = match (&args.data_file, streamed) {
-                (Some(p), true) => {
+            let file = args
+                .data_file
+                .as_ref()
+                .filter(|_| body.is_none() && m.eq_ignore_ascii_case("PUT"));
+            let r = match file {
+                Some(p) => {
                     let hash = match &file_hash {
                         Some(h) => h,
                         None => file_hash.insert(file_sha256(p).map_err(|e| cannot_read(p, e))?),
                     };
                     s3.put_streamed(u, hash, wall_clock())
                 }
-                _ => s3.request(m, u, body.clone(), wall_clock()),
+                None => s3.request(m, u, body.clone(), wall_clock()),
             };
             let mut r = r.map_err(|e| Failure(e.to_string()))?;
             // The user's headers go unsigned, after the signed ones.
             r.headers.extend(user_headers.iter().cloned());
-            planned.push(Planned::Ready(Box::new(r), streamed));
+            planned.push(Planned::Ready(Box::new(r), file.is_some()));
         } else {
             let k = match seen.get(u.as_str()) {
                 Some(&k) => k,
