@@ -84,38 +84,6 @@ pub fn make_deaf(s: &UdpSocket) {
         .expect("connect to port 1");
 }
 
-/// What the kernel says about UDP port `port` and its datagram drops, for
-/// the message of a test whose datagram never came: the sockets on the
-/// port with their queues (`/proc/net/udp{,6}`), the UDP counters
-/// (`NoPorts`, `RcvbufErrors`, ...) and the per-CPU backlog drops
-/// (`/proc/net/softnet_stat`).
-pub fn udp_diagnostics(port: u16) -> String {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let hex = format!(":{port:04X} ");
-    let mut out = format!("sockets with port {port} (local or remote):\n");
-    for line in read("/proc/net/udp")
-        .lines()
-        .chain(read("/proc/net/udp6").lines())
-        .filter(|l| l.contains(&hex))
-    {
-        out.push_str(line.trim());
-        out.push('\n');
-    }
-    for line in read("/proc/net/snmp")
-        .lines()
-        .filter(|l| l.starts_with("Udp:"))
-    {
-        out.push_str(line);
-        out.push('\n');
-    }
-    let drops: Vec<String> = read("/proc/net/softnet_stat")
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        .collect();
-    out.push_str(&format!("softnet drops per CPU (hex): {drops:?}"));
-    out
-}
-
 /// A port on 127.0.0.1 free for both TCP and UDP at once (bound with both, then
 /// released), for a peer that listens on both, such as a DNS server.
 pub fn free_tcp_udp_port() -> u16 {
