@@ -70,8 +70,9 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
         "udp" => {
             build_with_cli()?;
-            // Senders (std, netkit's sendmmsg and GSO plans, quinn-udp) to one
-            // loopback receiver, then `netkit udp send --repeat`.
+            // Senders (std, netkit's sendmmsg and GSO plans, quinn-udp,
+            // `netkit udp send --repeat`, Bun) to one loopback receiver, then
+            // receivers (netkit, quinn-udp) live and draining a queue.
             let mut c = Command::new(target_dir()?.join("release/bench-udp"));
             c.current_dir(root()).args(rest);
             default_out(&mut c, rest, "udp.json")?;
