@@ -286,6 +286,38 @@ pub struct Response {
     pub head: Head,
 }
 
+/// What [`Client::handle_input_lent`] hands out: an event, or body bytes
+/// lent from the input.
+#[derive(Debug)]
+pub enum Delivery<'a> {
+    /// An event, as [`Client::poll_event`] would return it.
+    Event(Event),
+    /// Body bytes, in order with the request's events; valid for the call.
+    Data {
+        /// The request.
+        req: ReqId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+}
+
+impl Delivery<'_> {
+    /// As an owned [`Event`] (lent bytes copied into [`Event::Data`]).
+    #[must_use]
+    pub fn into_event(self) -> Event {
+        match self {
+            Self::Event(e) => e,
+            Self::Data { req, data } => Event::Data {
+                req,
+                data: data.to_vec(),
+            },
+        }
+    }
+}
+
+/// Where body bytes are lent to, when they are.
+type Lend<'s, 'f> = Option<&'s mut (dyn FnMut(Delivery<'_>) + 'f)>;
+
 /// What happened to a request.
 #[derive(Debug)]
 pub enum Event {
@@ -823,6 +855,34 @@ impl Client {
 
     /// Transport bytes for `conn`.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        self.input(now, conn, bytes, None);
+    }
+
+    /// [`handle_input`](Self::handle_input) handing everything out through
+    /// `out` instead of [`poll_event`](Self::poll_event): the events queued
+    /// before, then those of these bytes, in order. Body bytes that need no
+    /// content decoding come as [`Delivery::Data`], lent from `bytes` (or
+    /// from the connection's plaintext) without a copy; decoded bytes come
+    /// as [`Event::Data`].
+    pub fn handle_input_lent(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        bytes: &[u8],
+        out: &mut dyn FnMut(Delivery<'_>),
+    ) {
+        self.input(now, conn, bytes, Some(&mut *out));
+        self.lend_events(out);
+    }
+
+    /// Hands every queued event to `out`.
+    fn lend_events(&mut self, out: &mut dyn FnMut(Delivery<'_>)) {
+        while let Some(ev) = self.events.pop_front() {
+            out(Delivery::Event(ev));
+        }
+    }
+
+    fn input(&mut self, now: Instant, conn: ConnId, bytes: &[u8], mut lend: Lend<'_, '_>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -835,7 +895,7 @@ impl Client {
         if c.stack.is_plain() && c.app.is_empty() {
             // Plain HTTP with nothing pending: decode the transport's bytes
             // where they are, and keep only what is left.
-            let used = self.read_http_from(now, conn, bytes);
+            let used = self.read_http_from(now, conn, bytes, lend.as_deref_mut());
             if let Some(c) = self.conns.get_mut(&conn) {
                 if used < bytes.len() {
                     c.app.extend_from_slice(&bytes[used..]);
@@ -852,7 +912,7 @@ impl Client {
         self.queue_send(conn);
         match r {
             Ok(ended) => {
-                self.read_http(now, conn);
+                self.read_http(now, conn, lend);
                 if ended {
                     if let Some(req) = self.conns.get(&conn).and_then(|c| c.req) {
                         self.http_eof(now, conn, req);
@@ -1250,12 +1310,12 @@ impl Client {
     }
 
     /// Decodes what the connection's plaintext holds.
-    fn read_http(&mut self, now: Instant, conn: ConnId) {
+    fn read_http(&mut self, now: Instant, conn: ConnId, lend: Lend<'_, '_>) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         let mut app = std::mem::take(&mut c.app);
-        let used = self.read_http_from(now, conn, &app);
+        let used = self.read_http_from(now, conn, &app, lend);
         if let Some(c) = self.conns.get_mut(&conn) {
             app.drain(..used);
             c.app = app;
@@ -1263,8 +1323,14 @@ impl Client {
     }
 
     /// Decodes `input` for `conn`'s response; returns the bytes consumed.
-    /// Body data goes out as events straight from `input`.
-    fn read_http_from(&mut self, now: Instant, conn: ConnId, input: &[u8]) -> usize {
+    /// Body data goes out as events straight from `input`, or lent.
+    fn read_http_from(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        input: &[u8],
+        mut lend: Lend<'_, '_>,
+    ) -> usize {
         let mut pos = 0;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -1299,7 +1365,7 @@ impl Client {
                     }
                 }
                 H1::Data(d) => {
-                    if let Err(e) = self.body(req, d) {
+                    if let Err(e) = self.body(req, d, lend.as_deref_mut()) {
                         self.fail(req, e);
                         return pos;
                     }
@@ -1395,20 +1461,28 @@ impl Client {
         Ok(())
     }
 
-    fn body(&mut self, req: ReqId, d: &[u8]) -> Result<(), Error> {
+    fn body(&mut self, req: ReqId, d: &[u8], lend: Lend<'_, '_>) -> Result<(), Error> {
         let Some(r) = self.reqs.get_mut(&req) else {
             return Ok(());
         };
         if r.follow.is_some() {
             return Ok(());
         }
-        let data = match &mut r.decoder {
-            Some(dec) => {
+        let data = match (&mut r.decoder, lend) {
+            (Some(dec), _) => {
                 let mut out = Vec::new();
                 dec.write(d, &mut out)?;
                 out
             }
-            None => d.to_vec(),
+            (None, Some(out)) => {
+                // What came before goes first.
+                self.lend_events(out);
+                if !d.is_empty() {
+                    out(Delivery::Data { req, data: d });
+                }
+                return Ok(());
+            }
+            (None, None) => d.to_vec(),
         };
         if !data.is_empty() {
             self.events.push_back(Event::Data { req, data });

@@ -18,7 +18,8 @@ pub mod layers;
 pub mod proxy;
 
 pub use client::{
-    Action, BODY_PIECE, Body, Client, ClientConfig, ConnId, Event, ReqId, Request, Response, Target,
+    Action, BODY_PIECE, Body, Client, ClientConfig, ConnId, Delivery, Event, ReqId, Request,
+    Response, Target,
 };
 pub use decode::ACCEPT_ENCODING;
 pub use netkit_http1::{Fields, Head};

@@ -97,28 +97,34 @@ impl H {
     }
 
     fn events(&mut self) -> Vec<(ReqId, Ev)> {
-        let mut out: Vec<(ReqId, Ev)> = Vec::new();
-        while let Some(e) = self.c.poll_event() {
-            let (req, ev) = match e {
-                Event::Head { req, response } => (req, Ev::Head(response.head.status())),
-                Event::Data { req, data } => {
-                    if let Some((r, Ev::Data(d))) = out.last_mut() {
-                        if *r == req {
-                            d.extend(data);
-                            continue;
-                        }
-                    }
-                    (req, Ev::Data(data))
-                }
-                Event::End { req, .. } => (req, Ev::End),
-                Event::Failed { req, error } => (req, Ev::Failed(error.to_string())),
-                Event::BodyWanted { req } => (req, Ev::Wanted),
-                Event::Trace { .. } => continue,
-            };
-            out.push((req, ev));
-        }
-        out
+        evs(std::iter::from_fn(|| self.c.poll_event()))
     }
+}
+
+/// Events as the tests compare them: a request's adjacent data joined,
+/// traces left out.
+fn evs(events: impl IntoIterator<Item = Event>) -> Vec<(ReqId, Ev)> {
+    let mut out: Vec<(ReqId, Ev)> = Vec::new();
+    for e in events {
+        let (req, ev) = match e {
+            Event::Head { req, response } => (req, Ev::Head(response.head.status())),
+            Event::Data { req, data } => {
+                if let Some((r, Ev::Data(d))) = out.last_mut() {
+                    if *r == req {
+                        d.extend(data);
+                        continue;
+                    }
+                }
+                (req, Ev::Data(data))
+            }
+            Event::End { req, .. } => (req, Ev::End),
+            Event::Failed { req, error } => (req, Ev::Failed(error.to_string())),
+            Event::BodyWanted { req } => (req, Ev::Wanted),
+            Event::Trace { .. } => continue,
+        };
+        out.push((req, ev));
+    }
+    out
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -1090,4 +1096,107 @@ fn the_builder_sets_what_it_names() {
     assert_eq!(r.unix.as_deref(), Some("/run/s.sock"));
     assert!(r.tls.is_some_and(|t| Arc::ptr_eq(&t, &tls)));
     assert_eq!(r.proxy, Some(None));
+}
+
+/// One response to `GET /`, plain or gzip, framed by length or chunks.
+fn response_bytes(body: &[u8], gzip: bool, chunked: bool) -> Vec<u8> {
+    let payload = if gzip {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(body).unwrap();
+        gz.finish().unwrap()
+    } else {
+        body.to_vec()
+    };
+    let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+    if gzip {
+        r.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    }
+    if chunked {
+        r.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        for c in payload.chunks(7) {
+            r.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            r.extend_from_slice(c);
+            r.extend_from_slice(b"\r\n");
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        r.extend_from_slice(format!("Content-Length: {}\r\n\r\n", payload.len()).as_bytes());
+        r.extend_from_slice(&payload);
+    }
+    r
+}
+
+#[test]
+fn lent_input_hands_out_the_queued_events_first_and_leaves_none() {
+    let mut h = H::new();
+    let first = h.get("http://example.test/");
+    let c = h.connect_all()[0];
+    h.sent(c);
+    // A head in one read (queued, as `handle_input` does), the body in
+    // the lent read after it.
+    h.reply(c, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    let mut got = Vec::new();
+    h.c.handle_input_lent(h.now, c, b"hello", &mut |d| {
+        got.push(match d {
+            Delivery::Data { req, data } => format!("lent {} {:?}", req.0, data),
+            Delivery::Event(e) => format!("event {e:?}").chars().take(18).collect(),
+        });
+    });
+    assert!(h.c.poll_event().is_none(), "everything was handed out");
+    assert_eq!(
+        got,
+        [
+            "event Head { req: ".to_owned(),
+            format!("lent {} {:?}", first.0, b"hello"),
+            "event End { req: R".to_owned(),
+        ]
+    );
+}
+
+proptest::proptest! {
+    /// Fed in any pieces, the lent deliveries are the events `poll_event`
+    /// gives for the whole input; without content coding every body byte
+    /// is lent, with gzip none is.
+    #[test]
+    fn lent_deliveries_match_the_events_in_any_pieces(
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..3_000),
+        cuts in proptest::collection::vec(1usize..400, 1..30),
+        gzip in proptest::bool::ANY,
+        chunked in proptest::bool::ANY,
+    ) {
+        let bytes = response_bytes(&body, gzip, chunked);
+        let mut whole = H::new();
+        whole.get("http://example.test/");
+        let c = whole.connect_all()[0];
+        whole.sent(c);
+        whole.reply(c, &bytes);
+        let expected = whole.events();
+
+        let mut h = H::new();
+        h.get("http://example.test/");
+        let c = h.connect_all()[0];
+        h.sent(c);
+        let (mut pos, mut cut) = (0, cuts.iter().cycle());
+        let mut owned: Vec<Event> = Vec::new();
+        let mut lent_bytes = 0usize;
+        let mut lent = 0usize;
+        while pos < bytes.len() {
+            let end = (pos + cut.next().unwrap()).min(bytes.len());
+            h.c.handle_input_lent(h.now, c, &bytes[pos..end], &mut |d| {
+                if let Delivery::Data { data, .. } = &d {
+                    lent += 1;
+                    lent_bytes += data.len();
+                }
+                owned.push(d.into_event());
+            });
+            pos = end;
+        }
+        proptest::prop_assert!(h.c.poll_event().is_none());
+        proptest::prop_assert_eq!(evs(owned), expected);
+        if gzip {
+            proptest::prop_assert_eq!(lent, 0);
+        } else {
+            proptest::prop_assert_eq!(lent_bytes, body.len());
+        }
+    }
 }

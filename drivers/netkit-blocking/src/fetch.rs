@@ -12,7 +12,7 @@ use std::io;
 use std::time::Instant;
 
 use netkit_fetch::{
-    Action, BODY_PIECE, Body, Client, ClientConfig, ConnId, Event, ReqId, Request, Target,
+    Action, BODY_PIECE, Body, Client, ClientConfig, ConnId, Delivery, Event, ReqId, Request, Target,
 };
 
 use crate::event_loop::SourceId;
@@ -24,8 +24,8 @@ use crate::{ConnectOptions, Error, EventLoop, Handler, Socket};
 /// connection slots, attempts have bit 31 set and the listener is MAX).
 const DEADLINE: u32 = u32::MAX - 1;
 
-/// A callback that receives a request's events.
-type Sink = Box<dyn FnMut(Event)>;
+/// A callback that receives a request's events, body bytes lent.
+type Sink = Box<dyn FnMut(Delivery<'_>)>;
 
 /// A request body read as it is sent (a file, any reader): the
 /// machine's [`Body::Stream`] with what the loop reads it from. It is read
@@ -143,6 +143,34 @@ fn pump_upload(
     }
 }
 
+/// Hands one delivery to its request's sink (the last event drops the sink
+/// and the upload); `BodyWanted`, which no sink sees, is noted in `wanted`.
+fn hand_out(
+    sinks: &mut HashMap<ReqId, Sink>,
+    uploads: &mut HashMap<ReqId, Upload>,
+    wanted: &mut Vec<ReqId>,
+    d: Delivery<'_>,
+) {
+    let (req, last) = match &d {
+        Delivery::Event(Event::BodyWanted { req }) => {
+            wanted.push(*req);
+            return;
+        }
+        Delivery::Data { req, .. }
+        | Delivery::Event(
+            Event::Head { req, .. } | Event::Data { req, .. } | Event::Trace { req, .. },
+        ) => (*req, false),
+        Delivery::Event(Event::End { req, .. } | Event::Failed { req, .. }) => (*req, true),
+    };
+    if let Some(sink) = sinks.get_mut(&req) {
+        sink(d);
+    }
+    if last {
+        sinks.remove(&req);
+        uploads.remove(&req);
+    }
+}
+
 /// The handler of the client's connections: every callback goes to the
 /// machine.
 pub(crate) struct FetchHandler {
@@ -150,6 +178,9 @@ pub(crate) struct FetchHandler {
     slots: HashMap<ConnId, (u32, u64)>,
     sinks: HashMap<ReqId, Sink>,
     uploads: HashMap<ReqId, Upload>,
+    /// Requests whose upload the machine wants read (`BodyWanted` met while
+    /// the machine was busy with input).
+    wanted: Vec<ReqId>,
     /// Connections whose socket drained: their leftover bytes go out.
     drained: Vec<ConnId>,
     /// The buffer uploads are read into.
@@ -166,7 +197,17 @@ impl Handler for FetchHandler {
     }
 
     fn data(&mut self, s: &mut Socket<'_, ConnId>, bytes: &[u8]) {
-        self.client.handle_input(s.now(), *s.data(), bytes);
+        let Self {
+            client,
+            sinks,
+            uploads,
+            wanted,
+            ..
+        } = self;
+        // Body bytes go to their sink straight from the read buffer.
+        client.handle_input_lent(s.now(), *s.data(), bytes, &mut |d| {
+            hand_out(sinks, uploads, wanted, d);
+        });
     }
 
     fn drain(&mut self, s: &mut Socket<'_, ConnId>) {
@@ -251,28 +292,19 @@ impl HttpSource {
             }
         }
         let h = &mut self.group.handler;
-        let mut wrote = false;
         while let Some(ev) = h.client.poll_event() {
-            let (req, last) = match &ev {
-                Event::BodyWanted { req } => {
-                    let req = *req;
-                    if let Some(up) = h.uploads.get_mut(&req) {
-                        wrote = true;
-                        pump_upload(&mut h.client, cx.now, req, up, &mut h.scratch);
-                    }
-                    continue;
-                }
-                Event::Head { req, .. } | Event::Data { req, .. } | Event::Trace { req, .. } => {
-                    (*req, false)
-                }
-                Event::End { req, .. } | Event::Failed { req, .. } => (*req, true),
-            };
-            if let Some(sink) = h.sinks.get_mut(&req) {
-                sink(ev);
-            }
-            if last {
-                h.sinks.remove(&req);
-                h.uploads.remove(&req);
+            hand_out(
+                &mut h.sinks,
+                &mut h.uploads,
+                &mut h.wanted,
+                Delivery::Event(ev),
+            );
+        }
+        let mut wrote = false;
+        for req in std::mem::take(&mut h.wanted) {
+            if let Some(up) = h.uploads.get_mut(&req) {
+                wrote = true;
+                pump_upload(&mut h.client, cx.now, req, up, &mut h.scratch);
             }
         }
         wrote
@@ -363,6 +395,7 @@ impl EventLoop {
             slots: HashMap::new(),
             sinks: HashMap::new(),
             uploads: HashMap::new(),
+            wanted: Vec::new(),
             drained: Vec::new(),
             scratch: Vec::new(),
         };
@@ -379,9 +412,24 @@ impl EventLoop {
         &mut self,
         client: HttpClient,
         request: Request,
-        on_event: impl FnMut(Event) + 'static,
+        mut on_event: impl FnMut(Event) + 'static,
     ) -> Result<ReqId, netkit_fetch::Error> {
-        self.start_fetch(client, request, None, Box::new(on_event))
+        let sink = move |d: Delivery<'_>| on_event(d.into_event());
+        self.start_fetch(client, request, None, Box::new(sink))
+    }
+
+    /// [`fetch`](Self::fetch) (with an optional upload, as
+    /// [`fetch_upload`](Self::fetch_upload)) whose body bytes are lent to
+    /// `on_delivery` straight from the loop's read buffer, never copied: a
+    /// sink that writes them on (a file, a socket) saves a copy per byte.
+    pub fn fetch_lent(
+        &mut self,
+        client: HttpClient,
+        request: Request,
+        upload: Option<Upload>,
+        on_delivery: impl FnMut(Delivery<'_>) + 'static,
+    ) -> Result<ReqId, netkit_fetch::Error> {
+        self.start_fetch(client, request, upload, Box::new(on_delivery))
     }
 
     /// [`fetch`](Self::fetch) with a body read as it is sent (its
@@ -391,9 +439,10 @@ impl EventLoop {
         client: HttpClient,
         request: Request,
         upload: Upload,
-        on_event: impl FnMut(Event) + 'static,
+        mut on_event: impl FnMut(Event) + 'static,
     ) -> Result<ReqId, netkit_fetch::Error> {
-        self.start_fetch(client, request, Some(upload), Box::new(on_event))
+        let sink = move |d: Delivery<'_>| on_event(d.into_event());
+        self.start_fetch(client, request, Some(upload), Box::new(sink))
     }
 
     fn start_fetch(
@@ -624,7 +673,7 @@ fn open_with(
         client,
         request,
         upload,
-        Box::new(move |e| q.borrow_mut().push_back(e)),
+        Box::new(move |d: Delivery<'_>| q.borrow_mut().push_back(d.into_event())),
     )?;
     loop {
         let ev = queue.borrow_mut().pop_front();

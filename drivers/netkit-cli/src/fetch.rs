@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Args;
 use netkit_blocking::EventLoop;
 use netkit_blocking::fetch::Upload;
-use netkit_fetch::{Body, ClientConfig, Event, Head, Request, Url};
+use netkit_fetch::{Body, ClientConfig, Delivery, Event, Head, Request, Url};
 use netkit_tls::ClientOptions;
 
 use crate::Failure;
@@ -328,7 +328,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         *lp.resolver() = crate::dns::resolver(&args.dns_servers, None, None);
     }
     let client = lp.http_client(config)?;
-    let mut out: Box<dyn Write> = match &args.output {
+    let out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| {
                 Failure(format!(
@@ -340,25 +340,39 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         )?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let shared = Rc::new(RefCell::new(Output {
+        out,
+        direct: None,
+        error: None,
+        progress: Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    }));
+    let one = args.parallel == 1;
     let events: Rc<RefCell<VecDeque<(usize, Event)>>> = Rc::default();
     let mut slots: Vec<Slot> = planned.iter().map(|_| Slot::default()).collect();
     let mut pending = planned.into_iter().enumerate();
     let (mut in_flight, mut current) = (0usize, 0usize);
     let mut batch = VecDeque::new();
-    let mut progress = Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = loop {
         while in_flight < args.parallel as usize {
             let Some((i, p)) = pending.next() else {
                 break;
             };
             let (r, up) = make(p)?;
-            let q = events.clone();
-            let sink = move |e| q.borrow_mut().push_back((i, e));
-            match up {
-                Some(up) => lp.fetch_upload(client, r, up, sink)?,
-                None => lp.fetch(client, r, sink)?,
+            let (q, sh) = (events.clone(), shared.clone());
+            let sink = move |d: Delivery<'_>| match d {
+                // The URL being written: its bytes go straight from the
+                // loop's read buffer to the output.
+                Delivery::Data { data, .. } if sh.borrow().direct == Some(i) => {
+                    sh.borrow_mut().write_direct(data, one);
+                }
+                d => q.borrow_mut().push_back((i, d.into_event())),
             };
+            lp.fetch_lent(client, r, up, sink)?;
             in_flight += 1;
+        }
+        let mut o = shared.borrow_mut();
+        if let Some(e) = o.error.take() {
+            return Err(e.into());
         }
         // Swapped with a spare queue, so neither allocates per turn.
         std::mem::swap(&mut *events.borrow_mut(), &mut batch);
@@ -375,56 +389,95 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                     }
                 }
                 Event::Head { response, .. } => {
-                    if args.parallel == 1 {
-                        progress.head(&response.head);
+                    if one {
+                        o.progress.head(&response.head);
                     }
                     slots[i].head = Some(response.head);
                 }
                 Event::Data { data, .. } => {
-                    if args.parallel == 1 {
-                        progress.data(data.len());
+                    if one {
+                        o.progress.data(data.len());
                     }
                     let s = &mut slots[i];
                     if i == current && s.head_written && s.body.is_empty() {
-                        // The URL being written: straight to the output.
-                        out.write_all(&data)?;
+                        o.out.write_all(&data)?;
                     } else {
                         s.body.extend_from_slice(&data);
                         if i == current {
-                            if let Some(code) = advance(&mut slots, &mut current, &mut *out, &args)?
+                            if let Some(code) =
+                                advance(&mut slots, &mut current, &mut *o.out, &args)?
                             {
-                                out.flush()?;
+                                o.out.flush()?;
                                 return Ok(code);
                             }
                         }
                     }
                 }
                 Event::End { .. } => {
-                    progress.end();
+                    o.progress.end();
                     slots[i].done = true;
                     in_flight -= 1;
                 }
                 Event::Failed { error, .. } => {
-                    progress.end();
-                    advance(&mut slots, &mut current, &mut *out, &args)?;
-                    out.flush()?;
+                    o.progress.end();
+                    o.direct = None;
+                    advance(&mut slots, &mut current, &mut *o.out, &args)?;
+                    o.out.flush()?;
                     return Err(Failure(error.to_string()));
                 }
             }
         }
-        if let Some(code) = advance(&mut slots, &mut current, &mut *out, &args)? {
+        if let Some(code) = advance(&mut slots, &mut current, &mut *o.out, &args)? {
             break code;
         }
         if current == slots.len() {
             break ExitCode::SUCCESS;
         }
+        // Nothing of the current URL is held back (no event is queued:
+        // the batch was all of them): its next bytes may go straight out.
+        o.direct = slots
+            .get(current)
+            .filter(|s| s.head_written && s.body.is_empty() && !s.done)
+            .map(|_| current);
+        drop(o);
         // Events may have freed a slot for the next URL: start it first.
         if !progressed {
             lp.turn(None)?;
         }
     };
-    out.flush()?;
+    let mut o = shared.borrow_mut();
+    if let Some(e) = o.error.take() {
+        return Err(e.into());
+    }
+    o.out.flush()?;
     Ok(result)
+}
+
+/// The output as the run loop and the requests' sinks share it.
+struct Output {
+    out: Box<dyn Write>,
+    /// The URL whose head is written and whose held body is flushed: its
+    /// lent body bytes are written as they come, never copied or queued.
+    direct: Option<usize>,
+    /// A write that failed in a sink, for the run loop to report.
+    error: Option<std::io::Error>,
+    progress: Progress,
+}
+
+impl Output {
+    fn write_direct(&mut self, data: &[u8], progress: bool) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.out.write_all(data) {
+            Ok(()) if progress => self.progress.data(data.len()),
+            Ok(()) => {}
+            Err(e) => {
+                self.error = Some(e);
+                self.direct = None;
+            }
+        }
+    }
 }
 
 /// Writes what can be written, in URL order: each head (with `-i`), then
