@@ -271,7 +271,16 @@ fn interleaved<F: FnMut(usize) -> Result<Cost, String>>(
         for k in (0..count).map(|i| (i + r) % count) {
             let Ok(done) = &mut costs[k] else { continue };
             match (cands[k].1)(r) {
-                Ok(cost) => done.push(cost),
+                Ok(cost) => {
+                    eprintln!(
+                        "bench-http: round {}/{rounds}: {:<18} wall {:>9.1} ms, CPU {:>9.1} ms",
+                        r + 1,
+                        cands[k].0,
+                        cost.wall.as_secs_f64() * 1e3,
+                        cost.cpu.as_secs_f64() * 1e3
+                    );
+                    done.push(cost);
+                }
                 Err(e) => costs[k] = Err(e),
             }
         }
