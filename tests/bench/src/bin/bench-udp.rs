@@ -106,6 +106,26 @@ struct Run {
     cpu_ns: f64,
 }
 
+impl Run {
+    /// `got` datagrams in `elapsed`, costing `cpu`.
+    fn of(got: u64, elapsed: Duration, cpu: Duration) -> Self {
+        Self {
+            delivered: got as f64 / elapsed.as_secs_f64(),
+            cpu_ns: cpu.as_nanos() as f64 / got.max(1) as f64,
+        }
+    }
+}
+
+/// Every one of `got` datagrams `kind` handed on was whole.
+fn check_whole(kind: Rx, got: u64, bytes: u64) {
+    assert_eq!(
+        bytes,
+        got * SIZE as u64,
+        "{}: every datagram whole",
+        kind.name()
+    );
+}
+
 /// Runs `kind` for `window`; returns delivered datagrams/s and sender CPU ns per sent datagram.
 fn run(kind: Kind, to: SocketAddr, window: Duration, received: &AtomicU64) -> Run {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -359,17 +379,9 @@ fn run_rx(
         total += g;
         bytes += b;
     }
-    assert_eq!(
-        bytes,
-        total * SIZE as u64,
-        "{}: every datagram whole",
-        kind.name()
-    );
+    check_whole(kind, total, bytes);
     (
-        Run {
-            delivered: got as f64 / elapsed.as_secs_f64(),
-            cpu_ns: cpu.as_nanos() as f64 / got.max(1) as f64,
-        },
+        Run::of(got, elapsed, cpu),
         sent.saturating_sub(total) as f64 / sent.max(1) as f64,
     )
 }
@@ -433,16 +445,8 @@ fn run_drain(kind: Rx, window: Duration, cpu: Option<usize>) -> Run {
         reading += t0.elapsed();
         cpu_used += thread_cpu() - cpu0;
     }
-    assert_eq!(
-        bytes,
-        got * SIZE as u64,
-        "{}: every datagram whole",
-        kind.name()
-    );
-    Run {
-        delivered: got as f64 / reading.as_secs_f64(),
-        cpu_ns: cpu_used.as_nanos() as f64 / got.max(1) as f64,
-    }
+    check_whole(kind, got, bytes);
+    Run::of(got, reading, cpu_used)
 }
 
 /// Waits (at most 50 ms) until `sock` is readable, as a loop's poller does.
