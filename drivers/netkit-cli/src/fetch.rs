@@ -189,6 +189,14 @@ struct Slot {
     done: bool,
 }
 
+impl Slot {
+    /// Its head is out and nothing of its body is held back: its next
+    /// bytes go straight to the output (when it is the current URL).
+    fn streams(&self) -> bool {
+        self.head_written && self.body.is_empty()
+    }
+}
+
 pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
     let verbose = args.verbose
         || std::env::var("NETKIT_VERBOSE_FETCH").is_ok_and(|v| v.eq_ignore_ascii_case("curl"));
@@ -399,7 +407,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
                         o.progress.data(data.len());
                     }
                     let s = &mut slots[i];
-                    if i == current && s.head_written && s.body.is_empty() {
+                    if i == current && s.streams() {
                         o.out.write_all(&data)?;
                     } else {
                         s.body.extend_from_slice(&data);
@@ -437,7 +445,7 @@ pub(crate) fn run(args: FetchArgs) -> Result<ExitCode, Failure> {
         // the batch was all of them): its next bytes may go straight out.
         o.direct = slots
             .get(current)
-            .filter(|s| s.head_written && s.body.is_empty() && !s.done)
+            .filter(|s| s.streams() && !s.done)
             .map(|_| current);
         drop(o);
         // Events may have freed a slot for the next URL: start it first.
